@@ -1,0 +1,12 @@
+"""web: Apache httpd 2.4 (event MPM) with PHP-FPM, opcache and the MySQL and memcached extensions."""
+
+from image_builders.recipe import Recipe
+
+image = Recipe("web", parent="base")
+
+image.install("apache", "php")
+image.run("a2dismod -q mpm_prefork || true\n"
+          "a2enmod -q mpm_event proxy_fcgi setenvif headers deflate expires status\n"
+          "a2enconf -q php8.2-fpm", only="Debian")
+image.enable("apache", "php")
+image.hygiene()
