@@ -36,7 +36,8 @@ class Catalog:
 
     def _names(self, component: str, kind: str, family: str) -> list[str]:
         if family not in FAMILIES:
-            raise CatalogError(f"unsupported OS family '{family}' (supported: {', '.join(FAMILIES)})")
+            supported = ", ".join(FAMILIES)
+            raise CatalogError(f"unsupported OS family '{family}' (supported: {supported})")
         by_family = self._entry(component).get(kind, {})
         return list(by_family.get(family, []))
 

@@ -111,7 +111,8 @@ def load_recipe(role: str) -> Recipe:
         raise UnknownRole(f"image_builders/recipes/{role}.py does not define `image = Recipe(...)`")
     recipe.source = Path(inspect.getfile(module))
     if not recipe.description:
-        recipe.description = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else ""
+        doc = (module.__doc__ or "").strip()
+        recipe.description = doc.splitlines()[0] if doc else ""
     return recipe
 
 

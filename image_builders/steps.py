@@ -89,7 +89,9 @@ class Install(Step):
         if ctx.family == "Debian":
             return (
                 "export DEBIAN_FRONTEND=noninteractive\n"
-                "if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then apt-get update -qq; fi\n"
+                "if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then\n"
+                "  apt-get update -qq\n"
+                "fi\n"
                 f"apt-get install -y -qq --no-install-recommends {names}\n"
             )
         return f"dnf install -y -q --setopt=install_weak_deps=False {names}\n"

@@ -1,4 +1,4 @@
-"""web: Apache httpd 2.4 (event MPM) with PHP-FPM, opcache and the MySQL and memcached extensions."""
+"""web: Apache 2.4 (event MPM) with PHP-FPM, opcache and the MySQL and memcached extensions."""
 
 from image_builders.recipe import Recipe
 

@@ -1,0 +1,45 @@
+# hostkit: every entry point an operator or CI uses. Each target bootstraps first
+# (idempotent, a few seconds when everything is in place).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+ROLES ?=
+
+.PHONY: help bootstrap images up lint unit roles platform test bench
+
+help:
+	@echo "make up        build the role images, then bring up the sandbox (the main job)"
+	@echo "make test      every test tier: lint, unit, roles, platform"
+	@echo "make lint | unit | roles | platform   one tier"
+	@echo "make images    (re)build only the role images that changed"
+	@echo "make bench     benchmarks (print figures, assert nothing about time)"
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+images: bootstrap
+	$(PY) -m image_builders build $(ROLES)
+
+up: images
+
+lint: bootstrap
+	scripts/lint.sh
+
+unit: bootstrap
+	$(PY) -m pytest -q tests/unit
+
+roles: bootstrap
+	scripts/molecule-roles.sh $(ROLES)
+
+platform: bootstrap
+	$(PY) -m pytest -q -m platform tests/platform
+
+test: lint unit roles platform
+	@echo "make test: every tier passed"
+
+bench: bootstrap
+	$(PY) tests/bench/bench_images.py

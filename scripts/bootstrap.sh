@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Bring a Debian 12 machine (as root) to the point where the kit runs:
+#   - apt packages: docker.io, debootstrap, python3-venv, git (only those missing)
+#   - the docker engine answering (started by systemd when there is one, else in the
+#     background, logging to /var/log/dockerd.log)
+#   - .venv with the pinned requirements (reinstalled only when requirements.txt changes)
+# Idempotent: with everything in place it only checks, and says so.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+STAMP="$VENV/.requirements.sha256"
+started=$(date +%s%N)
+
+say() { printf 'bootstrap: %s\n' "$*"; }
+die() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "run as root (apt-get and dockerd need it)"
+
+need_apt=()
+command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
+command -v docker >/dev/null 2>&1 || need_apt+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
+command -v git >/dev/null 2>&1 || need_apt+=(git)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    mapfile -t need_apt < <(printf '%s\n' "${need_apt[@]}" | sort -u)
+    say "installing with apt: ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need_apt[@]}" >/dev/null
+else
+    say "apt packages present (docker.io, debootstrap, git, python3-venv)"
+fi
+
+if docker info >/dev/null 2>&1; then
+    say "docker engine answering"
+else
+    if [ -d /run/systemd/system ] && systemctl start docker 2>/dev/null; then
+        say "started docker with systemd"
+    else
+        say "starting dockerd in the background (log: /var/log/dockerd.log)"
+        setsid nohup dockerd >/var/log/dockerd.log 2>&1 < /dev/null &
+    fi
+    for _ in $(seq 60); do
+        docker info >/dev/null 2>&1 && break
+        sleep 1
+    done
+    docker info >/dev/null 2>&1 || die "docker engine did not answer within 60s (see /var/log/dockerd.log)"
+    say "docker engine answering"
+fi
+
+want=$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)
+if [ -x "$VENV/bin/python" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$want" ]; then
+    say ".venv up to date with requirements.txt"
+else
+    say "installing Python requirements into .venv (a few minutes the first time)"
+    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/requirements.txt" \
+        2> >(grep -v "^WARNING: Location" >&2)
+    echo "$want" > "$STAMP"
+    say ".venv ready"
+fi
+
+ms=$(( ($(date +%s%N) - started) / 1000000 ))
+say "done in $((ms / 1000)).$(printf '%03d' $((ms % 1000)))s"
