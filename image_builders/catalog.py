@@ -41,20 +41,20 @@ class Catalog:
         by_family = self._entry(component).get(kind, {})
         return list(by_family.get(family, []))
 
-    def packages(self, *components: str, family: str) -> list[str]:
-        """Packages of the components for one family, in order, without repeats."""
+    def _collect(self, kind: str, components: tuple[str, ...], family: str) -> list[str]:
         seen: dict[str, None] = {}
         for component in components:
-            for name in self._names(component, "packages", family):
+            for name in self._names(component, kind, family):
                 seen.setdefault(name, None)
         return list(seen)
 
+    def packages(self, *components: str, family: str) -> list[str]:
+        """Packages of the components for one family, in order, without repeats."""
+        return self._collect("packages", components, family)
+
     def services(self, *components: str, family: str) -> list[str]:
-        seen: dict[str, None] = {}
-        for component in components:
-            for name in self._names(component, "services", family):
-                seen.setdefault(name, None)
-        return list(seen)
+        """Services (systemd units) of the components for one family, in order."""
+        return self._collect("services", components, family)
 
     def digest(self, *components: str) -> str:
         """A digest of what the named components say, for cache keys."""
