@@ -224,13 +224,15 @@ class DockerBackend:
     def prune(self, role: str, keep: int) -> list[str]:
         """Remove all but the newest `keep` builds of a role (never the current one)."""
         current = self.current(role)
-        builds = sorted((i for i in self.images()
-                         if i.role == role and not i.ref.endswith(":latest")),
-                        key=lambda i: i.build_id, reverse=True)
-        removed = []
-        for info in builds[max(keep, 1):]:
-            if current is not None and info.image_id == current.image_id:
-                continue
-            if docker("rmi", info.ref, check=False).returncode == 0:
-                removed.append(info.ref)
-        return removed
+        listing = docker("images", f"{REPO}/{role}", "--format", "{{.Tag}} {{.ID}}").stdout
+        builds = sorted((line.split() for line in listing.splitlines()
+                         if line and not line.startswith(("latest ", "<none> "))),
+                        reverse=True)  # build ids start with their UTC time
+        old = [f"{REPO}/{role}:{tag}" for tag, short_id in builds[max(keep, 1):]
+               if current is None or not current.image_id.startswith(f"sha256:{short_id}")]
+        if not old:
+            return []
+        docker("rmi", *old, check=False)  # an image still used by a container stays
+        remaining = set(docker("images", f"{REPO}/{role}", "--format",
+                               "{{.Repository}}:{{.Tag}}").stdout.split())
+        return [ref for ref in old if ref not in remaining]
