@@ -4,6 +4,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+export PATH="$ROOT/.venv/bin:$PATH"
 export ANSIBLE_ROLES_PATH="$ROOT/roles"
 export ANSIBLE_CONFIG="$ROOT/ansible.cfg"
 
@@ -23,6 +24,6 @@ for role in "${roles[@]}"; do
     [ -d "roles/$role/molecule" ] || { echo "molecule: role '$role' has no scenario" >&2; exit 1; }
     echo "=== molecule: $role"
     start=$(date +%s)
-    (cd "roles/$role" && molecule test --all) || { echo "molecule: role '$role' FAILED" >&2; exit 1; }
+    (cd "roles/$role" && molecule --base-config "$ROOT/molecule/shared/base.yml" test --all) || { echo "molecule: role '$role' FAILED" >&2; exit 1; }
     echo "=== molecule: $role passed in $(( $(date +%s) - start ))s"
 done
