@@ -6,6 +6,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export ANSIBLE_CONFIG="$ROOT/ansible.cfg"
 BIN="$ROOT/.venv/bin"
+export PATH="$BIN:$PATH"
 
 step() { printf '=== lint: %s\n' "$*"; }
 

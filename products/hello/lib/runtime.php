@@ -1,0 +1,72 @@
+<?php
+// Runtime settings of the product on this host. The web server passes the directory in
+// HOSTKIT_CONFIG_DIR; runtime.json (database master, memcached servers) is rewritten
+// atomically by the config agent, secrets.json (the database password) is written once.
+declare(strict_types=1);
+
+function hello_read_json(string $file): array
+{
+    $text = @file_get_contents($file);
+    if ($text === false) {
+        throw new RuntimeException("cannot read $file");
+    }
+    $data = json_decode($text, true);
+    if (!is_array($data)) {
+        throw new RuntimeException("$file is not a JSON object");
+    }
+    return $data;
+}
+
+function hello_settings(): array
+{
+    $dir = $_SERVER['HOSTKIT_CONFIG_DIR'] ?? getenv('HOSTKIT_CONFIG_DIR') ?: '';
+    if ($dir === '') {
+        throw new RuntimeException('HOSTKIT_CONFIG_DIR is not set');
+    }
+    $settings = hello_read_json("$dir/runtime.json");
+    $secrets = is_readable("$dir/secrets.json") ? hello_read_json("$dir/secrets.json") : [];
+    if (empty($settings['db']['host']) || empty($settings['db']['name'])) {
+        throw new RuntimeException("$dir/runtime.json has no db.host or db.name");
+    }
+    $settings['db']['password'] = $secrets['db_password'] ?? '';
+    return $settings;
+}
+
+function hello_db(array $settings): PDO
+{
+    $db = $settings['db'];
+    $dsn = sprintf('mysql:host=%s;port=%d;dbname=%s;charset=utf8mb4',
+        $db['host'], (int) ($db['port'] ?? 3306), $db['name']);
+    return new PDO($dsn, $db['user'] ?? '', $db['password'], [
+        PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION,
+        PDO::ATTR_TIMEOUT => 2,
+    ]);
+}
+
+function hello_memcached_roundtrip(array $settings): int
+{
+    $servers = $settings['memcached'] ?? [];
+    if (!$servers) {
+        throw new RuntimeException('no memcached servers configured');
+    }
+    $mc = new Memcached();
+    $mc->setOption(Memcached::OPT_CONNECT_TIMEOUT, 500);
+    foreach ($servers as $server) {
+        [$host, $port] = array_pad(explode(':', $server, 2), 2, '11211');
+        $mc->addServer($host, (int) $port);
+    }
+    $mc->add('hello:counter', 0);
+    $value = $mc->increment('hello:counter');
+    if ($value === false) {
+        throw new RuntimeException('increment failed: ' . $mc->getResultMessage());
+    }
+    return (int) $value;
+}
+
+function hello_fail(int $status, string $message): never
+{
+    http_response_code($status);
+    header('Content-Type: text/plain');
+    echo "error: $message\n";
+    exit;
+}
