@@ -128,7 +128,12 @@ def product_problems(products: Any, require: Iterable[str] = tuple(CHECKS)) -> l
 
 def select_products(catalog: Any, names: Iterable[str]) -> list[dict[str, Any]]:
     """The catalog entries of the named products, in the order of `names`."""
-    by_name = {p.get("name"): p for p in catalog or [] if isinstance(p, Mapping)}
+    entries = [p for p in catalog or [] if isinstance(p, Mapping)]
+    by_name = {p.get("name"): p for p in entries}
+    if len(by_name) != len(entries):
+        dupes = sorted({str(p.get("name")) for p in entries
+                        if sum(q.get("name") == p.get("name") for q in entries) > 1})
+        raise KeyError(f"duplicate product name(s) in the catalog: {', '.join(dupes)}")
     missing = [n for n in names if n not in by_name]
     if missing:
         known = ", ".join(sorted(str(k) for k in by_name))

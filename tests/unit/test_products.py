@@ -184,3 +184,11 @@ def test_filters():
     assert hostkit_select_products([GOOD], None) == []
     with pytest.raises(AnsibleFilterError, match="unknown product"):
         hostkit_select_products([GOOD], ["nope"])
+
+
+def test_select_products_refuses_a_catalog_with_duplicate_names() -> None:
+    from module_utils.products import select_products
+
+    catalog = [{"name": "hello"}, {"name": "shop"}, {"name": "hello"}]
+    with pytest.raises(KeyError, match="duplicate product name.*hello"):
+        select_products(catalog, ["shop"])

@@ -86,14 +86,14 @@ def test_opcache_is_on(host):
 
 def test_sessions_in_files_for_demo(host):
     assert page(host, "demo.test")["session_save_handler"] == "files"
-    sessions = host.file("/srv/www/demo/shared/sessions")
+    sessions = host.file("/var/lib/php/hostkit-sessions/demo")
     assert sessions.is_directory
     assert sessions.user == "demo"
     assert sessions.mode == 0o700
     answer = get(host, "/session.php", "demo.test")
     assert answer["status"] == 200
     session_id = answer["body"].split()[0]
-    session_file = host.file(f"/srv/www/demo/shared/sessions/sess_{session_id}")
+    session_file = host.file(f"/var/lib/php/hostkit-sessions/demo/sess_{session_id}")
     assert session_file.exists
     assert session_file.user == "demo"
 
