@@ -78,11 +78,15 @@ def cmd_manifest(args: argparse.Namespace) -> int:
         print(f"error: no '{args.role}' image on {args.backend}: build it first", file=sys.stderr)
         return 1
     doc = manifest.load(backend.name, args.role, current.build_id)
-    if doc is None:
-        print(f"error: manifest of {current.ref} (build {current.build_id}) is not in "
-              f"{manifest.manifest_path(backend.name, args.role, current.build_id)}",
-              file=sys.stderr)
-        return 1
+    if doc is None:  # built from another clone or machine: ask the backend, keep a copy
+        text = backend.read_manifest(current)
+        if text is None:
+            print(f"error: no manifest for {current.ref} (build {current.build_id}): not in "
+                  f"{manifest.manifest_path(backend.name, args.role, current.build_id)} "
+                  f"nor where the {backend.name} backend keeps it", file=sys.stderr)
+            return 1
+        manifest.save(backend.name, args.role, current.build_id, text)
+        doc = json.loads(text)
     if args.packages:
         for name, version in doc["packages"].items():
             print(f"{name}\t{version}")

@@ -63,6 +63,10 @@ class Backend(Protocol):
 
     def prune(self, role: str, keep: int) -> list[str]: ...
 
+    def read_manifest(self, info: ImageInfo) -> str | None:
+        """The image's manifest from where the backend keeps it (inside the image, S3)."""
+        ...
+
 
 class LogFn(Protocol):
     def __call__(self, message: str) -> None: ...

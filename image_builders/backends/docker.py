@@ -208,6 +208,14 @@ class DockerBackend:
             raise BackendError(f"build container of {parent.ref} is not Debian ({out.strip()})")
         return session
 
+    def read_manifest(self, info: ImageInfo) -> str | None:
+        """The manifest kept inside the image (for clones that did not build it)."""
+        from image_builders.manifest import IMAGE_MANIFEST_PATH
+
+        proc = docker("run", "--rm", "--network", "none", "--entrypoint", "cat", info.image_id,
+                      IMAGE_MANIFEST_PATH, check=False, timeout=120)
+        return proc.stdout if proc.returncode == 0 and proc.stdout.strip() else None
+
     def images(self) -> list[ImageInfo]:
         proc = docker("images", "--filter", f"label={LABEL_PREFIX}.role",
                       "--format", "{{.Repository}}:{{.Tag}}")

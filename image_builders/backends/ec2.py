@@ -663,6 +663,20 @@ class Ec2Backend:
         images = self.ours(role)
         return image_info(images[0], self.config.region) if images else None
 
+    def read_manifest(self, info: ImageInfo) -> str | None:
+        """The manifest uploaded to S3 beside the AMI, when a bucket is configured."""
+        if not self.config.manifest_bucket:
+            return None
+        key = f"images/{info.role}/{info.build_id}.json"
+        try:
+            body = self.client("s3").get_object(Bucket=self.config.manifest_bucket, Key=key)["Body"]
+        except ClientError as exc:
+            if error_code(exc) in ("NoSuchKey", "404", "NoSuchBucket"):
+                return None
+            raise BackendError(f"cannot read s3://{self.config.manifest_bucket}/{key}: "
+                               f"{describe(exc)}") from exc
+        return body.read().decode()
+
     def images(self) -> list[ImageInfo]:
         return [image_info(i, self.config.region) for i in self.ours()]
 

@@ -141,3 +141,12 @@ def test_failed_step_removes_container_and_keeps_current_image(
     assert leftovers.strip() == ""
     after = sh("docker", "image", "inspect", "-f", "{{.Id}}", "hostkit/web:latest").stdout
     assert before == after
+
+
+def test_manifest_from_a_clone_that_did_not_build_the_image(built: str, tmp_path: Path) -> None:
+    env = {**__import__("os").environ, "HOSTKIT_STATE_DIR": str(tmp_path)}
+    proc = sh(sys.executable, "-m", "image_builders", "manifest", "web", "--packages",
+              cwd=ROOT, check=False, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "apache2\t" in proc.stdout
+    assert list(tmp_path.glob("images/docker/web/*.json"))  # kept for next time

@@ -497,3 +497,18 @@ def test_image_tags_map_the_build_labels() -> None:
         "Name": "hostkit-web-B", "ManagedBy": "hostkit", "Role": "web", "BuildId": "B",
         "SourceAMI": "ami-parent", "CacheKey": "K", "ManifestDigest": "D", "GitCommit": "G",
         "Parent": "ami-parent"}
+
+
+def test_manifest_is_read_back_from_s3(source_ami: str, config: Ec2Config, factory: Factory,
+                                       calls: list) -> None:
+    config = replace(config, manifest_bucket=BUCKET)
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+    backend = make_backend(config, factory, calls)
+    image = build.build_role("base", backend, log=quiet()).image
+    assert image is not None
+    text = backend.read_manifest(image)
+    assert text is not None and json.loads(text)["build_id"] == image.build_id
+    missing = replace(image, build_id="20000101T000000Z-00000000")
+    assert backend.read_manifest(missing) is None
+    assert make_backend(replace(config, manifest_bucket=None), factory, calls).read_manifest(
+        image) is None
