@@ -18,22 +18,16 @@ import json
 import os
 import subprocess
 import sys
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support import systemd_container
+
 pytestmark = pytest.mark.platform
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "hostkit/web:latest"
-SYSTEMD_RUN_FLAGS = [
-    "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
-    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-    "--cgroupns=host", "--tmpfs", "/run", "--tmpfs", "/run/lock",
-    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--stop-signal", "SIGRTMIN+3",
-]
 VHOST = "/etc/apache2/sites-enabled/hostkit-demo.conf"
 
 PLAYBOOK = """\
@@ -107,21 +101,8 @@ def web_image() -> str:
 
 @pytest.fixture(scope="module")
 def container(web_image: str) -> Iterator[str]:
-    name = f"hostkit-test-apache-{uuid.uuid4().hex[:8]}"
-    sh("docker", "run", "-d", "--name", name, *SYSTEMD_RUN_FLAGS, web_image)
-    try:
-        deadline = time.time() + 60
-        state = ""
-        while time.time() < deadline:
-            state = sh("docker", "exec", name, "systemctl", "is-system-running",
-                       check=False).stdout.strip()
-            if state in ("running", "degraded"):
-                break
-            time.sleep(0.5)
-        assert state in ("running", "degraded"), f"systemd did not come up: {state}"
+    with systemd_container(web_image, "hostkit-test-apache") as name:
         yield name
-    finally:
-        sh("docker", "rm", "-f", name, check=False)
 
 
 def converge(container: str, tmp: Path,

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,15 +13,10 @@ import pytest
 
 from image_builders import build, manifest, recipe
 from image_builders.backends import docker as docker_backend
+from tests.support import systemd_container
 
 pytestmark = pytest.mark.platform
 ROOT = Path(__file__).resolve().parents[2]
-SYSTEMD_RUN_FLAGS = [
-    "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
-    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-    "--cgroupns=host", "--tmpfs", "/run", "--tmpfs", "/run/lock",
-    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--stop-signal", "SIGRTMIN+3",
-]
 
 
 def sh(*args: str, check: bool = True, **kw: object) -> subprocess.CompletedProcess[str]:
@@ -43,21 +36,8 @@ def built() -> str:
 
 @pytest.fixture(scope="module")
 def web_container(built: str) -> Iterator[str]:
-    name = f"hostkit-test-web-{uuid.uuid4().hex[:8]}"
-    sh("docker", "run", "-d", "--name", name, *SYSTEMD_RUN_FLAGS, "hostkit/web:latest")
-    try:
-        deadline = time.time() + 60
-        state = ""
-        while time.time() < deadline:
-            state = sh("docker", "exec", name, "systemctl", "is-system-running",
-                       check=False).stdout.strip()
-            if state in ("running", "degraded"):
-                break
-            time.sleep(0.5)
-        assert state in ("running", "degraded"), f"systemd did not come up: {state}"
+    with systemd_container("hostkit/web:latest", "hostkit-test-web") as name:
         yield name
-    finally:
-        sh("docker", "rm", "-f", name, check=False)
 
 
 def in_container(name: str, command: str) -> str:

@@ -23,7 +23,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,16 +31,11 @@ from typing import Any
 import pytest
 
 from lookup_plugins.tree_digest import tree_digest
+from tests.support import systemd_container
 
 pytestmark = pytest.mark.platform
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-SYSTEMD_RUN_FLAGS = [
-    "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
-    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-    "--cgroupns=host", "--tmpfs", "/run", "--tmpfs", "/run/lock",
-    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--stop-signal", "SIGRTMIN+3",
-]
 NAME = "tiny"
 DOMAIN = "tiny.sandbox.test"
 BASE = f"/srv/www/{NAME}"
@@ -166,19 +160,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
     proc = sh(sys.executable, "-m", "image_builders", "build", "base", "web", cwd=ROOT,
               check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    name = f"hostkit-test-product-{uuid.uuid4().hex[:8]}"
-    sh("docker", "run", "-d", "--name", name, "--hostname", name, *SYSTEMD_RUN_FLAGS,
-       "hostkit/web:latest")
-    try:
-        deadline = time.time() + 60
-        state = ""
-        while time.time() < deadline:
-            state = sh("docker", "exec", name, "systemctl", "is-system-running",
-                       check=False).stdout.strip()
-            if state in ("running", "degraded"):
-                break
-            time.sleep(0.5)
-        assert state in ("running", "degraded"), f"systemd did not come up: {state}"
+    with systemd_container("hostkit/web:latest", "hostkit-test-product") as name:
         work = tmp_path_factory.mktemp("product-rollout")
         # The container is in the groups the inventory plugin would make from its labels.
         host = {"ansible_connection": "community.docker.docker_api",
@@ -191,8 +173,6 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
             "- name: Roll out the products\n  hosts: role_web\n  gather_facts: true\n"
             "  roles:\n    - role: product\n")
         yield Web(name, work)
-    finally:
-        sh("docker", "rm", "-f", name, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -24,16 +24,11 @@ from image_builders import build, manifest
 from image_builders.backends.ec2 import Ec2Backend, Ec2Config
 from image_builders.backends.ssh import TIMEOUT_RC, SSHError, SSHRunner, load_private_key
 from image_builders.recipe import Recipe
+from tests.support import SYSTEMD_RUN_FLAGS
 
 pytestmark = pytest.mark.platform
 
 IMAGE = "hostkit/base:latest"
-SYSTEMD_RUN_FLAGS = [
-    "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
-    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-    "--cgroupns=host", "--tmpfs", "/run", "--tmpfs", "/run/lock",
-    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-]
 USER = "builder"  # for the runner tests
 EC2_USER = "ec2-user"  # for the backend test (its authorized_keys is removed by commit)
 
@@ -120,6 +115,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     name = f"hostkit-test-sshd-{uuid.uuid4().hex[:8]}"
     sh("docker", "run", "-d", "--name", name, "--label", "io.hostkit.test=ssh-runner",
        "-p", "127.0.0.1::22", *SYSTEMD_RUN_FLAGS, IMAGE, "/lib/systemd/systemd")
+    # (not tests.support.systemd_container: sshd readiness, not systemd's, is awaited here)
     try:
         _wait_for_ssh(name, time.monotonic() + 90)
         _add_login(name, USER, public)

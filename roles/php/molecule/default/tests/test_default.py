@@ -66,7 +66,7 @@ def test_limits_from_the_product(host):
     assert demo["max_execution_time"] == "20"
     assert demo["upload_max_filesize"] == "4M"
     assert demo["post_max_size"] == "4M"
-    assert demo["open_basedir"] == "/srv/www/demo:/tmp"
+    assert demo["open_basedir"] == "/srv/www/demo:/tmp:/var/lib/php/hostkit-sessions/demo"
     shop = page(host, "shop.test")
     assert shop["memory_limit"] == "64M"
     assert shop["max_execution_time"] == "30"  # php_pool_defaults
