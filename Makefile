@@ -43,3 +43,4 @@ test: lint unit roles platform
 
 bench: bootstrap
 	$(PY) tests/bench/bench_images.py
+	$(PY) tests/bench/bench_web_stack.py
