@@ -49,6 +49,34 @@ def _source(name: str, product: Mapping[str, Any]) -> list[str]:
             for key in SOURCE_TYPES[kind] if not source.get(key)]
 
 
+CHECKSUM_RE = re.compile(r"^(sha1|sha256|sha512|md5):[0-9a-fA-F]+$")
+HEALTHCHECK_RE = re.compile(r"^/\S*$")
+
+
+def _source_details(name: str, product: Mapping[str, Any]) -> list[str]:
+    source = product.get("source")
+    checksum = source.get("checksum") if isinstance(source, dict) else None
+    if checksum is not None and not CHECKSUM_RE.match(str(checksum)):
+        return [f"product '{name}': field 'source.checksum' must be <algorithm>:<hex digest>, "
+                f"got '{checksum}'"]
+    return []
+
+
+def _healthcheck(name: str, product: Mapping[str, Any]) -> list[str]:
+    path = product.get("healthcheck")
+    if path is not None and not (isinstance(path, str) and HEALTHCHECK_RE.match(path)):
+        return [f"product '{name}': field 'healthcheck' must be a path starting with /, "
+                f"got '{path}'"]
+    return []
+
+
+def _database(name: str, product: Mapping[str, Any]) -> list[str]:
+    database = product.get("database")
+    if database is not None and not isinstance(database, dict):
+        return [f"product '{name}': field 'database' must be a mapping (name, user)"]
+    return []
+
+
 def _users(name: str, product: Mapping[str, Any]) -> list[str]:
     problems = []
     for field in ("user", "group"):
@@ -94,7 +122,9 @@ def _directives(name: str, product: Mapping[str, Any]) -> list[str]:
 
 CHECKS = {
     "domains": _domains,
-    "source": _source,
+    "source": lambda name, product: _source(name, product) + _source_details(name, product),
+    "healthcheck": _healthcheck,
+    "database": _database,
     "users": _users,
     "cron": _cron,
     "apache_directives": _directives,
@@ -133,7 +163,8 @@ def select_products(catalog: Any, names: Iterable[str]) -> list[dict[str, Any]]:
     if len(by_name) != len(entries):
         dupes = sorted({str(p.get("name")) for p in entries
                         if sum(q.get("name") == p.get("name") for q in entries) > 1})
-        raise KeyError(f"duplicate product name(s) in the catalog: {', '.join(dupes)}")
+        raise KeyError("; ".join(f"product '{d}': field 'name' is used by more than one entry "
+                                 "of the catalog" for d in dupes))
     missing = [n for n in names if n not in by_name]
     if missing:
         known = ", ".join(sorted(str(k) for k in by_name))

@@ -190,5 +190,23 @@ def test_select_products_refuses_a_catalog_with_duplicate_names() -> None:
     from module_utils.products import select_products
 
     catalog = [{"name": "hello"}, {"name": "shop"}, {"name": "hello"}]
-    with pytest.raises(KeyError, match="duplicate product name.*hello"):
+    with pytest.raises(KeyError, match="product 'hello': field 'name' is used by more than"):
         select_products(catalog, ["shop"])
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"healthcheck": "healthz"}, "field 'healthcheck' must be a path starting with /"),
+    ({"database": "hello"}, "field 'database' must be a mapping"),
+    ({"source": {"type": "tarball", "url": "https://x.test/a.tgz", "checksum": "abc"}},
+     "field 'source.checksum' must be <algorithm>:<hex digest>"),
+])
+def test_healthcheck_database_and_checksum_are_checked(change: dict, message: str) -> None:
+    from module_utils.products import product_problems
+
+    product = {"name": "hello", "domains": ["hello.test"],
+               "source": {"type": "local", "path": "products/hello"}, **change}
+    problems = product_problems([product])
+    assert any(p.startswith("product 'hello': ") and message in p for p in problems), problems
+    fine = {k: v for k, v in product.items() if k not in change}
+    fine["source"] = {"type": "tarball", "url": "https://x.test/a.tgz", "checksum": "sha256:ab12"}
+    assert product_problems([{**fine, "healthcheck": "/healthz", "database": {"name": "h"}}]) == []
