@@ -38,7 +38,7 @@ def run(args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
 def inventory(tmp: Path, name: str) -> Path:
     path = tmp / "hosts.ini"
     path.write_text(
-        f"[role_web]\n{name} ansible_connection=community.docker.docker\n"
+        f"[role_web]\n{name} ansible_connection=community.docker.docker_api\n"
         f"[role_memcached]\n{name}\n[product_hello]\n{name}\n")
     return path
 
