@@ -36,7 +36,19 @@ fi
 if docker info >/dev/null 2>&1; then
     say "docker engine answering"
 else
-    if [ -d /run/systemd/system ] && systemctl start docker 2>/dev/null; then
+    if pgrep -x dockerd >/dev/null 2>&1; then
+        # A daemon is starting up or shutting down: wait for it rather than start a second
+        # one, which would refuse to run beside it.
+        say "dockerd is running but not answering yet: waiting for it"
+        for _ in $(seq 30); do
+            docker info >/dev/null 2>&1 && break
+            pgrep -x dockerd >/dev/null 2>&1 || break
+            sleep 1
+        done
+    fi
+    if docker info >/dev/null 2>&1; then
+        :
+    elif [ -d /run/systemd/system ] && systemctl start docker 2>/dev/null; then
         say "started docker with systemd"
     else
         say "starting dockerd in the background (log: /var/log/dockerd.log)"
