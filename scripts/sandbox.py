@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""The sandbox's shared pieces that stand in for AWS: a docker network and an AWS endpoint.
+
+- network `hostkit`: a user-defined bridge, so sandbox containers resolve each other by name;
+- `hostkit-aws`: moto server (the version pinned in requirements.txt) in a container on that
+  network, alias `aws`, port 5000 inside; published on 127.0.0.1:15000 for the host;
+- buckets created with versioning and default encryption, as production expects them.
+
+Everything here is idempotent: a piece that is already there and answering is left alone.
+Usage: sandbox.py network | aws | bucket NAME... | down-aws
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NETWORK = "hostkit"
+AWS_CONTAINER = "hostkit-aws"
+AWS_ALIAS = "aws"
+AWS_PORT = 15000
+AWS_HOST_URL = f"http://127.0.0.1:{AWS_PORT}"
+AWS_CONTAINER_URL = f"http://{AWS_ALIAS}:5000"
+REGION = "us-east-1"
+BASE_IMAGE = "hostkit/os:bookworm"
+# The emulator serves only the APIs the platform uses.
+MOTO_EXTRAS = "s3,ec2,route53,ssm,secretsmanager,sts"
+SANDBOX_LABEL = "io.hostkit.sandbox"
+
+DOCKERFILE = """\
+FROM {base}
+COPY site /opt/moto
+ENV PYTHONPATH=/opt/moto PYTHONDONTWRITEBYTECODE=1
+EXPOSE 5000
+CMD ["python3", "-m", "moto.server", "-H", "0.0.0.0", "-p", "5000"]
+"""
+
+
+class SandboxError(RuntimeError):
+    """A sandbox piece could not be brought up; the message says which and why."""
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["docker", *args], text=True, capture_output=True)
+    if check and proc.returncode != 0:
+        raise SandboxError(f"docker {' '.join(args[:2])} failed: {proc.stderr.strip()}")
+    return proc
+
+
+def ensure_network() -> str:
+    """The user-defined bridge every sandbox container joins."""
+    if docker("network", "inspect", NETWORK, check=False).returncode != 0:
+        created = docker("network", "create", "--label", f"{SANDBOX_LABEL}=network", NETWORK,
+                         check=False)
+        # Another process may have created it between our two calls.
+        if created.returncode != 0 and "already exists" not in created.stderr:
+            raise SandboxError(f"cannot create docker network {NETWORK}: {created.stderr}")
+    return NETWORK
+
+
+def moto_pin() -> str:
+    """The moto version pinned in requirements.txt: the unit tests and the sandbox agree."""
+    text = (ROOT / "requirements.txt").read_text()
+    match = re.search(r"^moto\[[^\]]*\]==([\w.]+)", text, re.M)
+    if not match:
+        raise SandboxError("requirements.txt pins no moto version (moto[...]==X)")
+    return match.group(1)
+
+
+def aws_image() -> str:
+    """Build hostkit/aws:moto-<pin> from the local Debian image, once per pin."""
+    version = moto_pin()
+    tag = f"hostkit/aws:moto-{version}"
+    if docker("image", "inspect", tag, check=False).returncode == 0:
+        return tag
+    if docker("image", "inspect", BASE_IMAGE, check=False).returncode != 0:
+        raise SandboxError(f"{BASE_IMAGE} is missing: run `make images` first")
+    requirements = [
+        f"moto[{MOTO_EXTRAS}]=={version}",
+        f"flask=={importlib.metadata.version('flask')}",
+        f"flask-cors=={importlib.metadata.version('flask-cors')}",
+    ]
+    with tempfile.TemporaryDirectory(prefix="hostkit-aws-") as ctx:
+        # The packages are fetched by the host's pip (its index settings), not inside the
+        # image: containers reach the Debian mirror, the host reaches the Python index.
+        pip = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-compile", "--target",
+             f"{ctx}/site", *requirements], text=True, capture_output=True)
+        if pip.returncode != 0:
+            raise SandboxError(f"pip could not fetch {requirements}: {pip.stderr[-2000:]}")
+        Path(ctx, "Dockerfile").write_text(DOCKERFILE.format(base=BASE_IMAGE))
+        docker("build", "-q", "-t", tag, "--label", f"{SANDBOX_LABEL}=aws", ctx)
+    return tag
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/moto-api/", timeout=2) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
+
+
+def ensure_aws(timeout: float = 60) -> str:
+    """The AWS endpoint; returns the URL the host uses."""
+    ensure_network()
+    if _answers(AWS_HOST_URL):
+        return AWS_HOST_URL
+    image = aws_image()
+    docker("rm", "-f", AWS_CONTAINER, check=False)
+    docker("run", "-d", "--name", AWS_CONTAINER, "--hostname", AWS_CONTAINER,
+           "--network", NETWORK, "--network-alias", AWS_ALIAS,
+           "-p", f"127.0.0.1:{AWS_PORT}:5000", "--restart", "unless-stopped",
+           "--label", f"{SANDBOX_LABEL}=aws", image)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _answers(AWS_HOST_URL):
+            return AWS_HOST_URL
+        time.sleep(0.3)
+    logs = docker("logs", "--tail", "20", AWS_CONTAINER, check=False)
+    raise SandboxError(f"{AWS_CONTAINER} did not answer on {AWS_HOST_URL} within "
+                       f"{timeout:.0f}s; last log lines:\n{logs.stdout}{logs.stderr}")
+
+
+def s3_client(endpoint: str | None = None):  # noqa: ANN201 (boto3 client type)
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3", endpoint_url=endpoint or ensure_aws(), region_name=REGION,
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+        config=Config(retries={"mode": "standard", "max_attempts": 5}))
+
+
+def ensure_bucket(name: str, endpoint: str | None = None) -> str:
+    """A bucket with versioning and default server-side encryption, like production's."""
+    client = s3_client(endpoint)
+    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+    if name not in existing:
+        client.create_bucket(Bucket=name)
+    client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    client.put_bucket_encryption(
+        Bucket=name,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+    return name
+
+
+def down_aws() -> None:
+    docker("rm", "-f", AWS_CONTAINER, check=False)
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__.strip().splitlines()[-1], file=sys.stderr)
+        return 2
+    command, *args = argv
+    try:
+        if command == "network":
+            print(ensure_network())
+        elif command == "aws":
+            print(ensure_aws())
+        elif command == "bucket":
+            for name in args:
+                print(ensure_bucket(name))
+        elif command == "down-aws":
+            down_aws()
+        else:
+            print(f"sandbox.py: unknown command {command!r}", file=sys.stderr)
+            return 2
+    except SandboxError as exc:
+        print(f"sandbox: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
