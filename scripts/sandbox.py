@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """The sandbox's shared pieces that stand in for AWS: a docker network and an AWS endpoint.
 
-- network `hostkit`: a user-defined bridge, so sandbox containers resolve each other by name;
+- network `hostkit` (172.30.0.0/16): a user-defined bridge, so sandbox containers resolve each
+  other by name. The engine hands out addresses from 172.30.0.0/20 only; 172.30.16.0/20 is the
+  web tier's range, one /24 per availability zone, given out by the provider step, so that the
+  database grants and the cache firewall can admit "the web tier" by network, as production
+  does with its web subnets;
 - `hostkit-aws`: moto server (the version pinned in requirements.txt) in a container on that
   network, alias `aws`, port 5000 inside; published on 127.0.0.1:15000 for the host;
 - buckets created with versioning and default encryption, as production expects them.
@@ -23,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NETWORK = "hostkit"
+NETWORK_SUBNET = "172.30.0.0/16"
+NETWORK_AUTO_RANGE = "172.30.0.0/20"
 AWS_CONTAINER = "hostkit-aws"
 AWS_ALIAS = "aws"
 AWS_PORT = 15000
@@ -57,11 +63,18 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 def ensure_network() -> str:
     """The user-defined bridge every sandbox container joins."""
     if docker("network", "inspect", NETWORK, check=False).returncode != 0:
-        created = docker("network", "create", "--label", f"{SANDBOX_LABEL}=network", NETWORK,
+        created = docker("network", "create", "--label", f"{SANDBOX_LABEL}=network",
+                         "--subnet", NETWORK_SUBNET, "--ip-range", NETWORK_AUTO_RANGE, NETWORK,
                          check=False)
         # Another process may have created it between our two calls.
         if created.returncode != 0 and "already exists" not in created.stderr:
             raise SandboxError(f"cannot create docker network {NETWORK}: {created.stderr}")
+    subnets = docker("network", "inspect", NETWORK, "--format",
+                     "{{range .IPAM.Config}}{{.Subnet}} {{end}}").stdout.split()
+    if NETWORK_SUBNET not in subnets:
+        raise SandboxError(
+            f"docker network {NETWORK} exists with subnets {subnets}, not {NETWORK_SUBNET}: "
+            f"remove it (`docker network rm {NETWORK}` after its containers) and run again")
     return NETWORK
 
 
