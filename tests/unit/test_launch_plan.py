@@ -1,0 +1,123 @@
+"""Planning a web launch: count, zones, names."""
+
+from __future__ import annotations
+
+import pytest
+
+from module_utils.launch import LaunchPlanError, plan_web_launch
+
+ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
+
+
+def doc(**servers: dict) -> dict:
+    return {"epoch": 1, "servers": servers, "products": {}}
+
+
+def web(az: str, state: str = "in_service", products: tuple = ("hello",)) -> dict:
+    return {"role": "web", "az": az, "state": state, "products": list(products)}
+
+
+def test_default_adds_one_server_in_the_least_loaded_zone() -> None:
+    plan = plan_web_launch(doc(**{"hostkit-web-1": web("us-east-1a"),
+                                  "hostkit-web-2": web("us-east-1b")}), "hello", ZONES)
+    assert plan["count"] == 3
+    assert plan["current"] == ["hostkit-web-1", "hostkit-web-2"]
+    assert plan["new"] == [{"name": "hostkit-web-3", "az": "us-east-1c"}]
+
+
+def test_count_is_the_target_so_a_rerun_launches_nothing() -> None:
+    fleet = doc(**{"hostkit-web-1": web("us-east-1a"), "hostkit-web-2": web("us-east-1b")})
+    assert plan_web_launch(fleet, "hello", ZONES, count=2)["new"] == []
+    assert plan_web_launch(fleet, "hello", ZONES, count="1")["new"] == []
+
+
+def test_several_servers_spread_over_zones_and_take_free_names() -> None:
+    plan = plan_web_launch(doc(**{"hostkit-web-2": web("us-east-1a")}), "hello", ZONES,
+                           taken=["hostkit-web-1"], count=4)
+    assert plan["new"] == [{"name": "hostkit-web-3", "az": "us-east-1b"},
+                           {"name": "hostkit-web-4", "az": "us-east-1c"},
+                           {"name": "hostkit-web-5", "az": "us-east-1a"}]
+
+
+def test_servers_of_other_products_and_draining_ones_are_not_current() -> None:
+    plan = plan_web_launch(doc(**{"hostkit-web-1": web("us-east-1a", products=("shop",)),
+                                  "hostkit-web-2": web("us-east-1a", state="draining")}),
+                           "hello", ZONES)
+    assert plan["current"] == []
+    assert plan["new"] == [{"name": "hostkit-web-3", "az": "us-east-1b"}]
+
+
+def test_a_forced_zone_is_used() -> None:
+    plan = plan_web_launch(doc(), "hello", ZONES, az="us-east-1c", count=2)
+    assert [n["az"] for n in plan["new"]] == ["us-east-1c", "us-east-1c"]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"az": "eu-west-1a"}, "az 'eu-west-1a' is not one of"),
+    ({"count": 0}, "count must be at least 1"),
+    ({"count": "two"}, "count must be a whole number"),
+])
+def test_bad_arguments_are_named(kwargs: dict, message: str) -> None:
+    with pytest.raises(LaunchPlanError, match=message):
+        plan_web_launch(doc(), "hello", ZONES, **kwargs)
+
+
+def test_no_zones_is_an_error() -> None:
+    with pytest.raises(LaunchPlanError, match="no availability zones"):
+        plan_web_launch(doc(), "hello", [])
+
+
+def test_traffic_sites_list_only_web_servers_in_service() -> None:
+    from module_utils.launch import traffic_sites
+
+    document = {
+        "servers": {"w1": {"role": "web", "address": "10.0.0.1", "state": "in_service"},
+                    "w2": {"role": "web", "address": "10.0.0.2", "state": "draining"}},
+        "products": {"hello": {"web": ["w1", "w2"]}},
+    }
+    products = [{"name": "hello", "domains": ["a.test"], "healthcheck": "/healthz"},
+                {"name": "shop", "domains": ["b.test"]}]
+    assert traffic_sites(document, products) == [
+        {"name": "hello", "domains": ["a.test"], "healthcheck": "/healthz",
+         "servers": [{"name": "w1", "address": "10.0.0.1"}]}]
+
+
+def test_timeline_counts_each_phase_from_the_previous_one() -> None:
+    from module_utils.launch import next_phase, timeline
+
+    lines = timeline({"start": 100.0, "plan": 101.0, "create": 104.0, "publish": 130.0},
+                     [{"connect": 110.0, "roles": 120.0, "smoke": 121.0},
+                      {"connect": 111.0, "roles": 125.0, "smoke": 126.0}])
+    assert [line.split()[:2] for line in lines] == [
+        ["plan", "1.0"], ["create", "3.0"], ["connect", "7.0"], ["roles", "14.0"],
+        ["smoke", "1.0"], ["publish", "4.0"], ["total", "30.0"]]
+    assert next_phase(["connect"], ["connect", "roles", "smoke"]) == "roles"
+
+
+def test_haproxy_stats_csv_gives_the_servers_up() -> None:
+    from module_utils.launch import haproxy_servers_up
+
+    csv = ("# pxname,svname,qcur,status,weight\n"
+           "www,FRONTEND,,OPEN,\n"
+           "site_hello,hostkit-web-1,0,UP,1\n"
+           "site_hello,hostkit-web-3,0,DOWN,1\n"
+           "site_hello,hostkit-web-4,0,UP 1/2,1\n"
+           "site_hello,BACKEND,0,UP,2\n")
+    assert haproxy_servers_up(csv) == ["hostkit-web-1"]
+    assert haproxy_servers_up("") == []
+
+
+def test_dns_records_and_the_stale_ones() -> None:
+    from module_utils.launch import stale_records, traffic_records
+
+    sites = [{"name": "hello", "domains": ["a.test", "www.a.test"],
+              "servers": [{"name": "w1", "address": "10.0.0.1"}]}]
+    records = traffic_records(sites)
+    assert [r["domain"] for r in records] == ["a.test", "www.a.test"]
+    existing = [
+        {"Name": "a.test.", "Type": "A", "SetIdentifier": "w1"},
+        {"Name": "a.test.", "Type": "A", "SetIdentifier": "w0"},
+        {"Name": "other.test.", "Type": "A", "SetIdentifier": "w0"},
+        {"Name": "a.test.", "Type": "NS"},
+    ]
+    assert stale_records(existing, records) == [existing[1]]
