@@ -1,0 +1,356 @@
+#!/usr/bin/python
+"""Ansible module: read or change the hostkit global config document in S3."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback
+
+try:
+    from ansible.module_utils.global_config import (
+        DB_POSITIONS,
+        GlobalConfig,
+        GlobalConfigError,
+        UpdateResult,
+        chain,
+        dumps,
+        make_client,
+        remove_product,
+        remove_server,
+        set_product,
+        set_server,
+    )
+except ImportError as exc:  # shown by fail_json, not as a traceback
+    IMPORT_ERROR: ImportError | None = exc
+else:
+    IMPORT_ERROR = None
+
+DOCUMENTATION = r"""
+module: global_config
+author: hostkit maintainers
+short_description: Read or change the hostkit global config document in S3
+description:
+  - Reads the global config document (the live topology of the fleet), or changes it with
+    a safe read-modify-write - set or remove a server, set a product's database positions
+    and its memcached and web servers.
+  - Every write is a conditional PUT (C(If-Match) on the ETag that was read, or
+    C(If-None-Match) set to C(*) when the document is created) that stores the epoch read plus
+    one. A write that loses a race against another writer re-reads the document,
+    re-applies the change and tries again, at most O(max_attempts) times.
+  - The result is checked against the JSON Schema C(schemas/global_config.schema.json) and
+    the cross-references (a product's master must be a known server of role db that lists
+    the product, ...) before anything is written; a bad change fails naming the field.
+  - A change that changes nothing writes nothing (C(changed=false), same epoch).
+  - A web or memcached server is in the web or memcached list of each of its products
+    exactly while its state is C(in_service) (it joins at the end of the list).
+  - Server and product changes given together are one write (one new epoch), applied
+    server first, then product.
+  - Run it where the AWS credentials are, normally the controller
+    (C(delegate_to=localhost), C(run_once=true)).
+version_added: "1.0.0"
+options:
+  state:
+    description:
+      - V(get) reads the document.
+      - V(present) creates or updates the O(server) and/or the O(product).
+      - V(absent) removes the O(server) (also from every product's lists and db positions)
+        and/or the O(product) (also from every server's products).
+    type: str
+    choices: [get, present, absent]
+    default: get
+  server:
+    description:
+      - The server to set (O(state=present)) or remove (O(state=absent)).
+      - With O(state=present), fields left out keep their value; a new server needs
+        O(server.role), O(server.az) and O(server.address).
+    type: dict
+    suboptions:
+      id:
+        description: Server id, the inventory host name (container name or EC2 Name tag).
+        type: str
+        required: true
+      role:
+        description: Server role.
+        type: str
+        choices: [web, db, memcached, monitor]
+      products:
+        description: Names of the products the server serves (each must be a known product).
+        type: list
+        elements: str
+      az:
+        description: Availability zone (EC2 placement, sandbox label, rack name).
+        type: str
+      address:
+        description: Private IPv4 or IPv6 address.
+        type: str
+      state:
+        description: Life-cycle state; a new server starts as V(provisioning).
+        type: str
+        choices: [provisioning, in_service, draining, fenced]
+  product:
+    description:
+      - The product to set (O(state=present)) or remove (O(state=absent)). With
+        O(state=present) a missing product is created with empty positions and lists.
+    type: dict
+    suboptions:
+      name:
+        description: Product name.
+        type: str
+        required: true
+      db:
+        description:
+          - Database positions to set, any of C(master), C(candidate), C(slave_candidate),
+            C(backup), each a server id or C(null) to empty it. Positions not named keep
+            their holder.
+        type: dict
+      memcached:
+        description: The product's memcached servers, in order (replaces the list).
+        type: list
+        elements: str
+      web:
+        description: The product's web servers (replaces the list).
+        type: list
+        elements: str
+  bucket:
+    description:
+      - S3 bucket of the document.
+      - The C(HOSTKIT_GLOBAL_CONFIG_BUCKET) environment variable may also be used.
+    type: str
+    required: true
+  key:
+    description:
+      - S3 key of the document.
+      - The C(HOSTKIT_GLOBAL_CONFIG_KEY) environment variable may also be used.
+    type: str
+    default: global-config.json
+  region:
+    description:
+      - AWS region of the bucket.
+      - The C(AWS_REGION) or C(AWS_DEFAULT_REGION) environment variables may also be used.
+    type: str
+    aliases: [aws_region]
+  endpoint_url:
+    description:
+      - S3 endpoint to use instead of AWS's (the sandbox's emulator, for example
+        C(http://127.0.0.1:15000)).
+      - The C(AWS_ENDPOINT_URL) environment variable may also be used.
+    type: str
+  updated_by:
+    description:
+      - Written into the document's C(updated_by) on a change.
+      - Default C(ansible@<host name of the machine the module runs on>).
+    type: str
+  create:
+    description:
+      - When the document does not exist, start from an empty one and create it with
+        C(If-None-Match) set to C(*). Without it a missing document is an error (a wrong key does
+        not silently start a new fleet map).
+    type: bool
+    default: false
+  max_attempts:
+    description: Conditional writes to try before giving up when other writers keep winning.
+    type: int
+    default: 5
+notes:
+  - Credentials come from the usual boto3 sources (environment, profile, instance role).
+  - Writes need a botocore with S3 conditional writes (C(IfMatch) on C(put_object)).
+  - Supports check mode and diff mode - the change is computed and validated against the
+    current document, shown as a before/after diff of the JSON, and not written.
+requirements:
+  - boto3
+  - jsonschema
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Read the global config
+  global_config:
+    bucket: hostkit-sandbox-config
+  delegate_to: localhost
+  run_once: true
+  register: __config
+
+- name: A new web server is in service for hello (joins products.hello.web)
+  global_config:
+    bucket: hostkit-sandbox-config
+    state: present
+    server:
+      id: hostkit-web-a1b2
+      role: web
+      products: [hello]
+      az: us-east-1a
+      address: 172.18.0.7
+      state: in_service
+    updated_by: launch_web@{{ inventory_hostname }}
+  delegate_to: localhost
+
+- name: Failover - fence the old master and promote the candidate, in one write
+  global_config:
+    bucket: hostkit-sandbox-config
+    state: present
+    server:
+      id: hostkit-db-1
+      state: fenced
+    product:
+      name: hello
+      db:
+        master: hostkit-db-2
+        candidate: hostkit-db-3
+        slave_candidate: null
+  delegate_to: localhost
+
+- name: Decommission a server
+  global_config:
+    bucket: hostkit-sandbox-config
+    state: absent
+    server:
+      id: hostkit-web-a1b2
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+document:
+  description: The document after the task (the one read for O(state=get) or a no-op; the
+    one that would be written in check mode).
+  returned: success
+  type: dict
+epoch:
+  description: The epoch of RV(document) (the new one after a write).
+  returned: success
+  type: int
+  sample: 13
+etag:
+  description: ETag of the stored document (of the one read, in check mode).
+  returned: success
+  type: str
+  sample: '"3858f62230ac3c915f300c664312c63f"'
+attempts:
+  description: Conditional writes tried (more than 1 after lost races; 0 when nothing was
+    written).
+  returned: when state is present or absent
+  type: int
+  sample: 1
+"""
+
+ARGUMENT_SPEC: dict[str, Any] = {
+    "state": {"type": "str", "choices": ["get", "present", "absent"], "default": "get"},
+    "server": {"type": "dict", "options": {
+        "id": {"type": "str", "required": True},
+        "role": {"type": "str", "choices": ["web", "db", "memcached", "monitor"]},
+        "products": {"type": "list", "elements": "str"},
+        "az": {"type": "str"},
+        "address": {"type": "str"},
+        "state": {"type": "str",
+                  "choices": ["provisioning", "in_service", "draining", "fenced"]},
+    }},
+    "product": {"type": "dict", "options": {
+        "name": {"type": "str", "required": True},
+        "db": {"type": "dict"},
+        "memcached": {"type": "list", "elements": "str"},
+        "web": {"type": "list", "elements": "str"},
+    }},
+    "bucket": {"type": "str", "required": True,
+               "fallback": (env_fallback, ["HOSTKIT_GLOBAL_CONFIG_BUCKET"])},
+    "key": {"type": "str", "default": "global-config.json",
+            "fallback": (env_fallback, ["HOSTKIT_GLOBAL_CONFIG_KEY"])},
+    "region": {"type": "str", "aliases": ["aws_region"],
+               "fallback": (env_fallback, ["AWS_REGION", "AWS_DEFAULT_REGION"])},
+    "endpoint_url": {"type": "str", "fallback": (env_fallback, ["AWS_ENDPOINT_URL"])},
+    "updated_by": {"type": "str"},
+    "create": {"type": "bool", "default": False},
+    "max_attempts": {"type": "int", "default": 5},
+}
+
+
+class ParameterError(Exception):
+    """The task's parameters do not describe a change."""
+
+
+def _server_change(server: dict[str, Any], state: str) -> Any:
+    if state == "absent":
+        return lambda doc: remove_server(doc, server["id"])
+    fields = {k: server.get(k) for k in ("role", "products", "az", "address", "state")}
+    return lambda doc: set_server(doc, server["id"], **fields)
+
+
+def _product_change(product: dict[str, Any], state: str) -> Any:
+    if state == "absent":
+        return lambda doc: remove_product(doc, product["name"])
+    db = product.get("db")
+    if db is not None:
+        unknown = sorted(set(db) - set(DB_POSITIONS))
+        if unknown:
+            raise ParameterError(f"product '{product['name']}': unknown db position(s) "
+                                 f"{', '.join(unknown)} (positions: {', '.join(DB_POSITIONS)})")
+        bad = [p for p, v in db.items() if v is not None and not isinstance(v, str)]
+        if bad:
+            raise ParameterError(f"product '{product['name']}': db.{bad[0]} must be a server "
+                                 "id or null")
+    return lambda doc: set_product(doc, product["name"], db=db,
+                                   memcached=product.get("memcached"), web=product.get("web"))
+
+
+def build_change(params: dict[str, Any]) -> Any:
+    """The change the parameters describe (server first, then product), or ParameterError."""
+    state = params["state"]
+    changes = []
+    if params.get("server"):
+        changes.append(_server_change(params["server"], state))
+    if params.get("product"):
+        changes.append(_product_change(params["product"], state))
+    if not changes:
+        raise ParameterError(f"state={state} needs a server or a product to change")
+    return chain(*changes)
+
+
+def _diff(result: UpdateResult) -> dict[str, str]:
+    before = dumps(result.before).decode() if result.before is not None else ""
+    return {"before": before, "after": dumps(result.doc).decode(),
+            "before_header": "global config (stored)", "after_header": "global config (new)"}
+
+
+def run(params: dict[str, Any], store: GlobalConfig, check_mode: bool = False,
+        diff: bool = False) -> dict[str, Any]:
+    """The module's work, without AnsibleModule: the result dict, or an exception
+    (ParameterError, GlobalConfigError) whose message is the failure."""
+    if params["state"] == "get":
+        doc, etag = store.read()
+        return {"changed": False, "document": doc, "epoch": doc["epoch"], "etag": etag}
+    change = build_change(params)
+    updated_by = params.get("updated_by") or f"ansible@{socket.gethostname()}"
+    if check_mode:
+        result = store.plan(change, updated_by, create=params["create"])
+    else:
+        result = store.update(change, updated_by, max_attempts=params["max_attempts"],
+                              create=params["create"])
+    out = {"changed": result.changed, "document": result.doc, "epoch": result.epoch,
+           "etag": result.etag, "attempts": result.attempts}
+    if diff and result.changed:
+        out["diff"] = _diff(result)
+    return out
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    if IMPORT_ERROR is not None:
+        module.fail_json(msg=f"cannot import module_utils/global_config.py: {IMPORT_ERROR}")
+    params = module.params
+    if params["max_attempts"] < 1:
+        module.fail_json(msg="max_attempts must be at least 1")
+    try:
+        client = make_client(params["region"], params["endpoint_url"])
+        store = GlobalConfig(client, params["bucket"], params["key"])
+        result = run(params, store, check_mode=module.check_mode, diff=module._diff)
+    except (ParameterError, GlobalConfigError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
