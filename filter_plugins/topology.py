@@ -1,0 +1,50 @@
+"""Jinja filters over the global config document (logic in module_utils/topology.py), so
+that templates and playbooks ask questions of the fleet instead of walking the JSON.
+Each filter is documented in the .yml file of its name beside this one."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+_ROOT = Path(__file__).resolve().parent.parent
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+from module_utils import topology  # noqa: E402
+
+
+def _filter(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The function, with its ValueError/KeyError turned into an AnsibleFilterError that
+    names the filter."""
+    @wraps(function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except (ValueError, KeyError) as exc:
+            message = exc.args[0] if exc.args else str(exc)
+            raise AnsibleFilterError(f"{function.__name__}: {message}") from None
+    return run
+
+
+least_loaded_az = _filter(topology.least_loaded_az)
+servers_of = _filter(topology.servers_of)
+product_db_address = _filter(topology.product_db_address)
+product_db_server = _filter(topology.product_db_server)
+product_member_addresses = _filter(topology.product_member_addresses)
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {
+            "least_loaded_az": least_loaded_az,
+            "servers_of": servers_of,
+            "product_db_address": product_db_address,
+            "product_db_server": product_db_server,
+            "product_member_addresses": product_member_addresses,
+        }
