@@ -1,0 +1,89 @@
+"""Jinja filters of the database tier: the replication topology of each product (logic in
+module_utils/db_topology.py) and the MariaDB/MySQL account details the mysql role needs
+(module_utils/mysql_flavor.py). Each filter is documented in the .yml file of its name."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+_ROOT = Path(__file__).resolve().parent.parent
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+from module_utils import db_topology as topo  # noqa: E402
+from module_utils import mysql_flavor  # noqa: E402
+
+
+def _filter(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The function, with a ValueError turned into an AnsibleFilterError."""
+    @wraps(function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except ValueError as exc:
+            raise AnsibleFilterError(str(exc)) from None
+    return run
+
+
+def _flavor(flavor: str, version: str) -> mysql_flavor.Flavor:
+    if flavor not in (mysql_flavor.MARIADB, mysql_flavor.MYSQL):
+        raise ValueError(f"flavor must be '{mysql_flavor.MARIADB}' or '{mysql_flavor.MYSQL}', "
+                         f"got {flavor!r}")
+    return mysql_flavor.Flavor(flavor, mysql_flavor.parse_version(str(version)))
+
+
+@_filter
+def db_topology(groups: Any, products: Any, overrides: Any = None) -> dict[str, Any]:
+    return topo.build_topology(groups, products, overrides)
+
+
+def db_topology_problems(groups: Any, products: Any, overrides: Any = None) -> list[str]:
+    return topo.topology_problems(groups, products, overrides)
+
+
+def db_replication_plan(topology: Any, host: str) -> dict[str, Any]:
+    return topo.replication_plan(topology or {}, str(host))
+
+
+def db_seed_donors(topology: Any, host: str) -> list[str]:
+    return topo.seed_donors(topology or {}, str(host))
+
+
+@_filter
+def db_server_id(address: str) -> int:
+    return topo.server_id(address)
+
+
+@_filter
+def mysql_host_pattern(pattern: str, flavor: str = mysql_flavor.MARIADB,
+                       version: str = "10.11") -> str:
+    return mysql_flavor.host_pattern(pattern, _flavor(flavor, version))
+
+
+@_filter
+def mysql_privileges(kind: str, flavor: str = mysql_flavor.MARIADB,
+                     version: str = "10.11") -> list[str]:
+    kinds = {"monitor": mysql_flavor.monitor_privileges,
+             "replication": mysql_flavor.replication_privileges}
+    if kind not in kinds:
+        raise ValueError(f"mysql_privileges: kind must be one of {', '.join(kinds)}, got {kind!r}")
+    return kinds[kind](_flavor(flavor, version))
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {
+            "db_topology": db_topology,
+            "db_topology_problems": db_topology_problems,
+            "db_replication_plan": db_replication_plan,
+            "db_seed_donors": db_seed_donors,
+            "db_server_id": db_server_id,
+            "mysql_host_pattern": mysql_host_pattern,
+            "mysql_privileges": mysql_privileges,
+        }
