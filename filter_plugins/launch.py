@@ -14,9 +14,12 @@ if str(_ROOT) not in sys.path:
 
 from module_utils.launch import (  # noqa: E402
     LaunchPlanError,
+    fleet_table,
     haproxy_servers_up,
+    initial_db_positions,
     next_phase,
     plan_web_launch,
+    sole_web_products,
     stale_records,
     timeline,
     traffic_records,
@@ -33,6 +36,14 @@ def hostkit_plan_web_launch(doc: Any, product: str, zones: Any, taken: Any = (),
         raise AnsibleFilterError(f"launch_web: {exc}") from None
 
 
+def hostkit_initial_db_positions(groups: Any, products: Any, doc: Any) -> list[dict[str, Any]]:
+    """Initial db positions of the products that have none (see module_utils/launch.py)."""
+    try:
+        return initial_db_positions(groups, products, doc or {})
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -43,4 +54,7 @@ class FilterModule:
             "hostkit_haproxy_servers_up": haproxy_servers_up,
             "hostkit_traffic_records": traffic_records,
             "hostkit_stale_records": stale_records,
+            "hostkit_initial_db_positions": hostkit_initial_db_positions,
+            "hostkit_fleet_table": fleet_table,
+            "hostkit_sole_web_products": sole_web_products,
         }

@@ -156,3 +156,58 @@ def stale_records(record_sets: Iterable[Mapping[str, Any]],
             if rs.get("Type") == "A" and rs.get("SetIdentifier")
             and rs.get("Name", "").rstrip(".").lower() in domains
             and (rs["Name"].rstrip(".").lower(), rs["SetIdentifier"]) not in wanted]
+
+
+DB_POSITIONS = ("master", "candidate", "slave_candidate", "backup")
+
+
+def initial_db_positions(groups: Mapping[str, Iterable[str]],
+                         products: Iterable[Mapping[str, Any]],
+                         doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """For each product with a database and no master in the document yet: its positions
+    from the inventory groups dbrole_<position> x product_<name> (one host each)."""
+    out = []
+    known = doc.get("products") or {}
+    for product in products:
+        name = product["name"]
+        if not product.get("database") or ((known.get(name) or {}).get("db") or {}).get("master"):
+            continue
+        members = set(groups.get(f"product_{name}") or [])
+        db: dict[str, str | None] = {}
+        for position in DB_POSITIONS:
+            holders = sorted(members & set(groups.get(f"dbrole_{position}") or []))
+            if len(holders) > 1:
+                raise ValueError(f"product '{name}': db position {position} is held by "
+                                 f"{len(holders)} hosts ({', '.join(holders)})")
+            db[position] = holders[0] if holders else None
+        if db["master"]:
+            out.append({"name": name, "db": db})
+    return out
+
+
+def fleet_table(doc: Mapping[str, Any], url: str = "") -> list[str]:
+    """The servers of the document as table lines (name, role, products, AZ, address,
+    state), with each product's db master, and the site's URL first when given."""
+    lines = [f"site: {url}"] if url else []
+    lines.append(f"{'name':<16} {'role':<10} {'products':<12} {'az':<12} {'address':<15} state")
+    for sid, server in sorted((doc.get("servers") or {}).items(),
+                              key=lambda kv: (kv[1].get("role", ""), kv[0])):
+        lines.append(f"{sid:<16} {server.get('role', ''):<10} "
+                     f"{','.join(server.get('products') or []):<12} {server.get('az', ''):<12} "
+                     f"{server.get('address', ''):<15} {server.get('state', '')}")
+    for name, product in sorted((doc.get("products") or {}).items()):
+        master = (product.get("db") or {}).get("master") or "-"
+        lines.append(f"product {name}: db master {master}, web {len(product.get('web') or [])}, "
+                     f"memcached {len(product.get('memcached') or [])} (epoch {doc.get('epoch')})")
+    return lines
+
+
+def sole_web_products(doc: Mapping[str, Any], server_id: str) -> list[str]:
+    """Products for which `server_id` is the only web server in service."""
+    servers = doc.get("servers") or {}
+    out = []
+    for product in (servers.get(server_id) or {}).get("products") or []:
+        others = [sid for sid in in_service_web(doc, product) if sid != server_id]
+        if server_id in in_service_web(doc, product) and not others:
+            out.append(product)
+    return out

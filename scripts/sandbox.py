@@ -11,13 +11,14 @@
 - buckets created with versioning and default encryption, as production expects them.
 
 Everything here is idempotent: a piece that is already there and answering is left alone.
-Usage: sandbox.py network | aws | bucket NAME... | down-aws
+Usage: sandbox.py network | aws | bucket NAME... | down-aws | down
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -60,9 +61,13 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return proc
 
 
+CREATED: list[str] = []  # what this process created, for the caller's "changed" report
+
+
 def ensure_network() -> str:
     """The user-defined bridge every sandbox container joins."""
     if docker("network", "inspect", NETWORK, check=False).returncode != 0:
+        CREATED.append(f"network {NETWORK}")
         created = docker("network", "create", "--label", f"{SANDBOX_LABEL}=network",
                          "--subnet", NETWORK_SUBNET, "--ip-range", NETWORK_AUTO_RANGE, NETWORK,
                          check=False)
@@ -127,6 +132,7 @@ def ensure_aws(timeout: float = 60) -> str:
     if _answers(AWS_HOST_URL):
         return AWS_HOST_URL
     image = aws_image()
+    CREATED.append(f"container {AWS_CONTAINER}")
     docker("rm", "-f", AWS_CONTAINER, check=False)
     docker("run", "-d", "--name", AWS_CONTAINER, "--hostname", AWS_CONTAINER,
            "--network", NETWORK, "--network-alias", AWS_ALIAS,
@@ -156,8 +162,10 @@ def ensure_bucket(name: str, endpoint: str | None = None) -> str:
     """A bucket with versioning and default server-side encryption, like production's."""
     client = s3_client(endpoint)
     existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
-    if name not in existing:
-        client.create_bucket(Bucket=name)
+    if name in existing:
+        return name
+    CREATED.append(f"bucket {name}")
+    client.create_bucket(Bucket=name)
     client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     client.put_bucket_encryption(
         Bucket=name,
@@ -168,6 +176,26 @@ def ensure_bucket(name: str, endpoint: str | None = None) -> str:
 
 def down_aws() -> None:
     docker("rm", "-f", AWS_CONTAINER, check=False)
+
+
+def down() -> list[str]:
+    """Remove the sandbox: its containers (managed hosts, the AWS endpoint), its network and
+    its local state (generated credentials). Images and everything else stay."""
+    removed = []
+    for label in ("io.hostkit.managed=true", SANDBOX_LABEL):
+        names = docker("ps", "-aq", "--filter", f"label={label}", "--format", "{{.Names}}",
+                       check=False).stdout.split()
+        if names:
+            docker("rm", "-f", *names, check=False)
+            removed += [f"container {n}" for n in names]
+    if docker("network", "inspect", NETWORK, check=False).returncode == 0:
+        docker("network", "rm", NETWORK)
+        removed.append(f"network {NETWORK}")
+    for state in (ROOT / "credentials" / "sandbox", ROOT / ".state" / "sandbox"):
+        if state.exists():
+            shutil.rmtree(state)
+            removed.append(f"state {state.relative_to(ROOT)}")
+    return removed
 
 
 def main(argv: list[str]) -> int:
@@ -185,9 +213,14 @@ def main(argv: list[str]) -> int:
                 print(ensure_bucket(name))
         elif command == "down-aws":
             down_aws()
+        elif command == "down":
+            for item in down():
+                print(f"removed {item}")
         else:
             print(f"sandbox.py: unknown command {command!r}", file=sys.stderr)
             return 2
+        for item in CREATED:
+            print(f"created {item}")
     except SandboxError as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
         return 1

@@ -121,3 +121,47 @@ def test_dns_records_and_the_stale_ones() -> None:
         {"Name": "a.test.", "Type": "NS"},
     ]
     assert stale_records(existing, records) == [existing[1]]
+
+
+def test_initial_db_positions_only_for_products_without_a_master() -> None:
+    from module_utils.launch import initial_db_positions
+
+    groups = {"product_hello": ["d1", "d2", "w1"], "dbrole_master": ["d1"],
+              "dbrole_candidate": ["d2"], "product_shop": ["d3"], "dbrole_backup": ["d3"]}
+    products = [{"name": "hello", "database": {"name": "hello"}},
+                {"name": "shop", "database": {"name": "shop"}}, {"name": "static"}]
+    assert initial_db_positions(groups, products, {"products": {}}) == [
+        {"name": "hello", "db": {"master": "d1", "candidate": "d2", "slave_candidate": None,
+                                 "backup": None}}]
+    live = {"products": {"hello": {"db": {"master": "d2"}}}}
+    assert initial_db_positions(groups, products, live) == []
+
+
+def test_two_hosts_in_one_position_is_an_error() -> None:
+    from module_utils.launch import initial_db_positions
+
+    groups = {"product_hello": ["d1", "d2"], "dbrole_master": ["d1", "d2"]}
+    with pytest.raises(ValueError, match="product 'hello': db position master is held by 2"):
+        initial_db_positions(groups, [{"name": "hello", "database": {"name": "h"}}], {})
+
+
+def test_fleet_table_lists_servers_and_masters() -> None:
+    from module_utils.launch import fleet_table
+
+    lines = fleet_table({"epoch": 3, "servers": {"d1": {"role": "db", "products": ["hello"],
+                                                        "az": "a", "address": "10.0.0.9",
+                                                        "state": "in_service"}},
+                         "products": {"hello": {"db": {"master": "d1"}, "web": []}}},
+                        "http://127.0.0.1:8080/")
+    assert lines[0] == "site: http://127.0.0.1:8080/"
+    assert lines[2].split() == ["d1", "db", "hello", "a", "10.0.0.9", "in_service"]
+    assert lines[3] == "product hello: db master d1, web 0, memcached 0 (epoch 3)"
+
+
+def test_the_last_web_server_of_a_product_is_named() -> None:
+    from module_utils.launch import sole_web_products
+
+    fleet = doc(**{"w1": web("a", products=("hello", "shop")), "w2": web("b")})
+    assert sole_web_products(fleet, "w1") == ["shop"]
+    assert sole_web_products(fleet, "w2") == []
+    assert sole_web_products(fleet, "nobody") == []
