@@ -11,10 +11,13 @@ from ansible.module_utils.basic import AnsibleModule, env_fallback
 try:
     from ansible.module_utils.global_config import (
         DB_POSITIONS,
+        DocumentExists,
+        DocumentMissing,
         GlobalConfig,
         GlobalConfigError,
         UpdateResult,
         chain,
+        create_document,
         dumps,
         make_client,
         remove_product,
@@ -145,8 +148,10 @@ options:
   create:
     description:
       - When the document does not exist, start from an empty one and create it with
-        C(If-None-Match) set to C(*). Without it a missing document is an error (a wrong key does
-        not silently start a new fleet map).
+        C(If-None-Match) set to C(*) - with O(state=get), the empty document itself
+        (epoch 0, C(changed=true)); otherwise the change applied to it (epoch 1). Without
+        it a missing document is an error (a wrong key does not silently start a new fleet
+        map).
     type: bool
     default: false
   max_attempts:
@@ -315,15 +320,33 @@ def _diff(result: UpdateResult) -> dict[str, str]:
             "before_header": "global config (stored)", "after_header": "global config (new)"}
 
 
+def _get(store: GlobalConfig, create: bool, updated_by: str, check_mode: bool) -> dict[str, Any]:
+    """The stored document; with `create`, an empty one (epoch 0) when there is none."""
+    try:
+        doc, etag = store.read()
+        changed = False
+    except DocumentMissing:
+        if not create:
+            raise
+        if check_mode:
+            doc, etag = create_document(updated_by), None
+        else:
+            try:
+                doc, etag = store.create(updated_by)
+            except DocumentExists:  # another run created it meanwhile
+                doc, etag = store.read()
+        changed = True
+    return {"changed": changed, "document": doc, "epoch": doc["epoch"], "etag": etag}
+
+
 def run(params: dict[str, Any], store: GlobalConfig, check_mode: bool = False,
         diff: bool = False) -> dict[str, Any]:
     """The module's work, without AnsibleModule: the result dict, or an exception
     (ParameterError, GlobalConfigError) whose message is the failure."""
-    if params["state"] == "get":
-        doc, etag = store.read()
-        return {"changed": False, "document": doc, "epoch": doc["epoch"], "etag": etag}
-    change = build_change(params)
     updated_by = params.get("updated_by") or f"ansible@{socket.gethostname()}"
+    if params["state"] == "get":
+        return _get(store, params["create"], updated_by, check_mode)
+    change = build_change(params)
     if check_mode:
         result = store.plan(change, updated_by, create=params["create"])
     else:

@@ -93,6 +93,7 @@ options:
       - name: AWS_ENDPOINT_URL
     vars:
       - name: hostkit_global_config_endpoint_url
+      - name: hostkit_aws_endpoint_url
   on_missing:
     description:
       - What to do when a path is not in the document, or when the document does not

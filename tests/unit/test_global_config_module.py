@@ -238,3 +238,18 @@ def test_examples_parse() -> None:
     assert all("global_config" in task for task in examples)
     assert yaml.safe_load(mod.RETURN)["epoch"]["type"] == "int"
 
+
+
+def test_get_with_create_starts_an_empty_document_once(s3) -> None:
+    s3.delete_object(Bucket=BUCKET, Key=KEY)
+    with pytest.raises(gc.DocumentMissing):
+        mod.run(params(), store(s3))
+    planned = mod.run(params(create=True), store(s3), check_mode=True)
+    assert planned["changed"] and planned["epoch"] == 0 and planned["etag"] is None
+    with pytest.raises(gc.DocumentMissing):
+        store(s3).read()
+    created = mod.run(params(create=True), store(s3))
+    assert created["changed"] and created["document"]["servers"] == {}
+    assert created["document"]["updated_by"] == "tester@ctl"
+    again = mod.run(params(create=True), store(s3))
+    assert not again["changed"] and again["etag"] == created["etag"]
