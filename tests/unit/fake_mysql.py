@@ -110,8 +110,10 @@ class FakeCursor:
         elif upper.startswith("SELECT BINLOG_GTID_POS"):
             self._answer(["pos"], [(self.server.binlog_start.get(params[0], ""),)])
         elif upper.startswith("STOP SLAVE"):
-            if self.server.replica:
-                self.server.replica.update(Slave_IO_Running="No", Slave_SQL_Running="No")
+            if self.server.replica and "SQL_THREAD" not in upper:
+                self.server.replica["Slave_IO_Running"] = "No"
+            if self.server.replica and "IO_THREAD" not in upper:
+                self.server.replica["Slave_SQL_Running"] = "No"
         elif upper.startswith("START SLAVE"):
             self._start(upper)
         elif upper.startswith("SET GLOBAL GTID_SLAVE_POS"):
