@@ -146,18 +146,6 @@ def traffic_records(sites: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             for site in sites for domain in site.get("domains") or []]
 
 
-def stale_records(record_sets: Iterable[Mapping[str, Any]],
-                  records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Multivalue A record sets of the published domains whose server is no longer listed."""
-    wanted = {(r["domain"].rstrip(".").lower(), s["name"])
-              for r in records for s in r["servers"]}
-    domains = {r["domain"].rstrip(".").lower() for r in records}
-    return [rs for rs in record_sets
-            if rs.get("Type") == "A" and rs.get("SetIdentifier")
-            and rs.get("Name", "").rstrip(".").lower() in domains
-            and (rs["Name"].rstrip(".").lower(), rs["SetIdentifier"]) not in wanted]
-
-
 DB_POSITIONS = ("master", "candidate", "slave_candidate", "backup")
 
 

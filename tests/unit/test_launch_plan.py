@@ -107,21 +107,14 @@ def test_haproxy_stats_csv_gives_the_servers_up() -> None:
     assert haproxy_servers_up("") == []
 
 
-def test_dns_records_and_the_stale_ones() -> None:
-    from module_utils.launch import stale_records, traffic_records
+def test_dns_records_per_domain() -> None:
+    from module_utils.launch import traffic_records
 
     sites = [{"name": "hello", "domains": ["a.test", "www.a.test"],
               "servers": [{"name": "w1", "address": "10.0.0.1"}]}]
-    records = traffic_records(sites)
-    assert [r["domain"] for r in records] == ["a.test", "www.a.test"]
-    existing = [
-        {"Name": "a.test.", "Type": "A", "SetIdentifier": "w1"},
-        {"Name": "a.test.", "Type": "A", "SetIdentifier": "w0"},
-        {"Name": "other.test.", "Type": "A", "SetIdentifier": "w0"},
-        {"Name": "a.test.", "Type": "NS"},
-    ]
-    assert stale_records(existing, records) == [existing[1]]
-
+    assert traffic_records(sites) == [
+        {"domain": "a.test", "servers": [{"name": "w1", "address": "10.0.0.1"}]},
+        {"domain": "www.a.test", "servers": [{"name": "w1", "address": "10.0.0.1"}]}]
 
 def test_initial_db_positions_only_for_products_without_a_master() -> None:
     from module_utils.launch import initial_db_positions
