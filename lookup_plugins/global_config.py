@@ -94,6 +94,17 @@ options:
     vars:
       - name: hostkit_global_config_endpoint_url
       - name: hostkit_aws_endpoint_url
+  aws_environment:
+    description:
+      - AWS credentials as environment variables (C(AWS_ACCESS_KEY_ID),
+        C(AWS_SECRET_ACCESS_KEY), C(AWS_SESSION_TOKEN); other keys are ignored), for
+        example the inventory's C(hostkit_aws_environment), which plays pass to modules
+        as C(environment:) - a lookup runs in the controller's own process and does not
+        see C(environment:). Empty - boto3 finds credentials the usual way.
+    type: dict
+    default: {}
+    vars:
+      - name: hostkit_aws_environment
   on_missing:
     description:
       - What to do when a path is not in the document, or when the document does not
@@ -111,7 +122,8 @@ options:
     type: bool
     default: true
 notes:
-  - Credentials come from the usual boto3 sources (environment, profile, instance role).
+  - Credentials come from O(aws_environment), else the usual boto3 sources (environment,
+    profile, instance role).
   - The plugin imports C(module_utils/global_config.py) from the repository that contains it
     and needs boto3 and jsonschema on the controller.
 seealso:
@@ -173,7 +185,8 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 class LookupModule(LookupBase):
     def _read_s3(self, bucket: str, key: str, region: str, endpoint: str) -> dict[str, Any]:
-        client = make_client(region or None, endpoint or None)
+        client = make_client(region or None, endpoint or None,
+                             credentials=self.get_option("aws_environment") or None)
         doc, _ = GlobalConfig(client, bucket, key).read()
         return doc
 

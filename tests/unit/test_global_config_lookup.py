@@ -32,8 +32,9 @@ def plugin_module(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setattr(module, "_MEMORY", {})
     clients: list[Recorder] = []
 
-    def recorded_client(region: str | None, endpoint: str | None) -> Recorder:
-        clients.append(Recorder(gc.make_client(region, endpoint)))
+    def recorded_client(region: str | None, endpoint: str | None, **kwargs: Any) -> Recorder:
+        clients.append(Recorder(gc.make_client(region, endpoint, **kwargs)))
+        clients[-1].made_with = kwargs
         return clients[-1]
 
     monkeypatch.setattr(module, "make_client", recorded_client)
@@ -71,6 +72,20 @@ def test_options_from_variables_and_environment(plugin_module, s3, monkeypatch) 
     monkeypatch.setenv("HOSTKIT_GLOBAL_CONFIG_BUCKET", BUCKET)
     monkeypatch.setenv("HOSTKIT_GLOBAL_CONFIG_KEY", KEY)
     assert lookup().run(["epoch"], {}) == [12]
+
+
+def test_credentials_from_hostkit_aws_environment(plugin_module, s3, monkeypatch) -> None:
+    """A lookup does not see a play's `environment:`; it takes the same mapping."""
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    variables = {"hostkit_global_config_bucket": BUCKET, "hostkit_region": "us-east-1",
+                 "hostkit_aws_environment": {"AWS_ACCESS_KEY_ID": "sandbox",
+                                             "AWS_SECRET_ACCESS_KEY": "sandbox",
+                                             "AWS_DEFAULT_REGION": "us-east-1"}}
+    assert lookup().run(["epoch"], variables, cache=False) == [12]
+    assert plugin_module.clients[-1].made_with["credentials"]["AWS_ACCESS_KEY_ID"] == "sandbox"
+    client = gc.make_client("us-east-1", credentials=variables["hostkit_aws_environment"])
+    assert client._request_signer._credentials.access_key == "sandbox"
 
 
 def test_no_bucket_is_an_error(plugin_module, s3) -> None:
@@ -181,8 +196,8 @@ def test_missing_bucket(plugin_module, s3) -> None:
 
 
 def test_access_denied(plugin_module, s3, monkeypatch) -> None:
-    def denying_client(region: str | None, endpoint: str | None) -> Recorder:
-        client = Recorder(gc.make_client(region, endpoint))
+    def denying_client(region: str | None, endpoint: str | None, **kwargs: Any) -> Recorder:
+        client = Recorder(gc.make_client(region, endpoint, **kwargs))
         client.fail["get_object"] = lambda kwargs, n: (_ for _ in ()).throw(
             client_error("AccessDenied", 403))
         return client
