@@ -87,7 +87,7 @@ def test_hygiene_clears_identity_and_caches() -> None:
 
 # --- recipes and digests -------------------------------------------------------------------
 def test_every_role_script_loads_and_renders_for_both_families() -> None:
-    assert recipe.known_roles() == ["base", "db", "memcached", "monitor", "web"]
+    assert recipe.known_roles() == ["base", "db", "edge", "memcached", "monitor", "web"]
     for role in recipe.known_roles():
         r = recipe.load_recipe(role)
         assert r.description, f"{role} has no description"
