@@ -527,3 +527,75 @@ def host_pattern(pattern: str, flavor: Flavor) -> str:
     if cidr_ok:
         return str(network)
     return f"{network.network_address}/{network.netmask}"
+
+
+# ---------------------------------------------------------------------------------------------
+# What the failover watcher asks every round
+
+
+def gtid_origin(conn: Connection, flavor: Flavor | None = None) -> str:
+    """The id this server writes into the GTIDs of its own transactions: MariaDB's
+    server_id, MySQL's server_uuid (lower case)."""
+    flavor = flavor or server_flavor(conn)
+    name = "server_id" if flavor.is_mariadb else "server_uuid"
+    return str(query_value(conn, f"SELECT @@GLOBAL.{name}")).lower()
+
+
+def liveness(conn: Connection, flavor: Flavor | None = None) -> dict[str, Any]:
+    """uptime (seconds since the server started), heartbeats (heartbeats received from the
+    replication source so far, None when unknown) and heartbeat_period (seconds, 0 when
+    off). MariaDB keeps the heartbeat counters in global status (default connection);
+    MySQL in performance_schema, per channel."""
+    flavor = flavor or server_flavor(conn)
+    uptime = _int(_variables(conn, "Uptime", status=True).get("uptime"))
+    heartbeats: int | None = None
+    period: float | None = None
+    if flavor.is_mariadb:
+        status = _variables(conn, "Slave_%heartbeat%", status=True)
+        heartbeats = _int(status.get("slave_received_heartbeats"))
+        period = _float(status.get("slave_heartbeat_period"))
+    else:
+        rows = query_rows(conn, "SELECT c.COUNT_RECEIVED_HEARTBEATS AS received, "
+                                "f.HEARTBEAT_INTERVAL AS period "
+                                "FROM performance_schema.replication_connection_status c "
+                                "JOIN performance_schema.replication_connection_configuration f "
+                                "USING (CHANNEL_NAME) WHERE CHANNEL_NAME = ''")
+        if rows:
+            heartbeats, period = _int(rows[0].get("received")), _float(rows[0].get("period"))
+    return {"uptime": uptime, "heartbeats": heartbeats, "heartbeat_period": period}
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def read_only_statements(flavor: Flavor, on: bool) -> list[Statement]:
+    """Statements that make a server read-only (on) or writable. MySQL also sets
+    super_read_only (on: it implies read_only; off: it must go first). MariaDB has no
+    super_read_only: accounts with READ_ONLY ADMIN (or SUPER before 10.11) can still write,
+    which application accounts never have."""
+    if flavor.is_mariadb:
+        return [("SET GLOBAL read_only = %s", ("ON" if on else "OFF",))]
+    if on:
+        return [("SET GLOBAL super_read_only = ON", ())]
+    return [("SET GLOBAL super_read_only = OFF", ()), ("SET GLOBAL read_only = OFF", ())]
+
+
+def semi_sync_statements(flavor: Flavor, *, master: bool | None = None,
+                         slave: bool | None = None,
+                         wait_point: str | None = None) -> list[Statement]:
+    """SET GLOBAL statements for the semi-synchronous sides given (None leaves one alone);
+    wait_point AFTER_SYNC or AFTER_COMMIT."""
+    names = semi_sync_names(flavor)
+    statements: list[Statement] = []
+    if wait_point is not None:
+        if wait_point.upper() not in ("AFTER_SYNC", "AFTER_COMMIT"):
+            raise ValueError(f"wait_point must be AFTER_SYNC or AFTER_COMMIT, got {wait_point!r}")
+        statements.append((f"SET GLOBAL {names['wait_point']} = %s", (wait_point.upper(),)))
+    for key, value in (("master_enabled", master), ("slave_enabled", slave)):
+        if value is not None:
+            statements.append((f"SET GLOBAL {names[key]} = %s", ("ON" if value else "OFF",)))
+    return statements
