@@ -70,7 +70,8 @@ def mysql_host_pattern(pattern: str, flavor: str = mysql_flavor.MARIADB,
 def mysql_privileges(kind: str, flavor: str = mysql_flavor.MARIADB,
                      version: str = "10.11") -> list[str]:
     kinds = {"monitor": mysql_flavor.monitor_privileges,
-             "replication": mysql_flavor.replication_privileges}
+             "replication": mysql_flavor.replication_privileges,
+             "failover": mysql_flavor.failover_privileges}
     if kind not in kinds:
         raise ValueError(f"mysql_privileges: kind must be one of {', '.join(kinds)}, got {kind!r}")
     return kinds[kind](_flavor(flavor, version))

@@ -499,6 +499,21 @@ def replication_privileges(flavor: Flavor) -> list[str]:
     return ["SELECT", "REPLICATION SLAVE", binlog_status, "SHOW VIEW", "EVENT", "TRIGGER"]
 
 
+def failover_privileges(flavor: Flavor) -> list[str]:
+    """Global privileges of the failover watcher's account: read replica status and GTIDs
+    (as the monitoring account), make a server read-only or writable, turn semi-sync on or
+    off, stop, point and reset replication (RESET SLAVE needs RELOAD), and still log in when
+    max_connections is reached. No data privileges. In SHOW GRANTS order and names (MariaDB
+    10.11's SUPER no longer covers READ_ONLY ADMIN)."""
+    if flavor.is_mariadb and flavor.at_least(10, 5, 9):
+        return ["RELOAD", "PROCESS", "BINLOG MONITOR", "CONNECTION ADMIN", "READ_ONLY ADMIN",
+                "REPLICATION SLAVE ADMIN", "REPLICATION MASTER ADMIN", "SLAVE MONITOR"]
+    if not flavor.is_mariadb and flavor.at_least(8, 0, 0):
+        return ["RELOAD", "PROCESS", "REPLICATION CLIENT", "CONNECTION_ADMIN",
+                "REPLICATION_SLAVE_ADMIN", "SYSTEM_VARIABLES_ADMIN"]
+    return ["RELOAD", "PROCESS", "SUPER", "REPLICATION CLIENT"]
+
+
 def host_pattern(pattern: str, flavor: Flavor) -> str:
     """An account host part for an address pattern: an IPv4/IPv6 address as is, 'localhost',
     or a network. MariaDB takes networks as address/netmask (192.0.2.0/255.255.255.0), MySQL

@@ -40,3 +40,16 @@ def test_liveness_and_origin_of_a_mariadb_replica() -> None:
     assert alive["uptime"] == 1000 and alive["heartbeat_period"] == 0.5
     assert isinstance(alive["heartbeats"], int) and alive["heartbeats"] > 0
     assert mf.gtid_origin(conn, MARIADB) == "2"
+
+
+@pytest.mark.parametrize(("flavor", "expected"), [
+    (MARIADB, ["RELOAD", "PROCESS", "BINLOG MONITOR", "CONNECTION ADMIN", "READ_ONLY ADMIN",
+               "REPLICATION SLAVE ADMIN", "REPLICATION MASTER ADMIN", "SLAVE MONITOR"]),
+    (MYSQL_84, ["RELOAD", "PROCESS", "REPLICATION CLIENT", "CONNECTION_ADMIN",
+                "REPLICATION_SLAVE_ADMIN", "SYSTEM_VARIABLES_ADMIN"]),
+    (mf.Flavor(mf.MARIADB, (10, 3, 39)), ["RELOAD", "PROCESS", "SUPER", "REPLICATION CLIENT"]),
+])
+def test_failover_privileges(flavor: mf.Flavor, expected: list[str]) -> None:
+    assert mf.failover_privileges(flavor) == expected
+    # no data privileges: the watcher never reads or writes a product's rows
+    assert not {"SELECT", "INSERT", "UPDATE", "DELETE", "ALL PRIVILEGES"} & set(expected)
