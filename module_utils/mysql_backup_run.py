@@ -144,8 +144,9 @@ def load_config(path: str) -> Config:
     return config
 
 
-def read_source(path: str) -> tuple[str, int]:
-    """The master the binary log stream follows: {"host": ..., "port": ...}. A failover
+def read_source(path: str) -> tuple[str, int, str]:
+    """The master the binary log stream follows: {"host": ..., "port": ..., "name": ...}
+    (host and port to connect to; name, default host, names the series). A failover
     rewrites this one file (atomically) to repoint the stream."""
     try:
         doc = json.loads(Path(path).read_text())
@@ -159,7 +160,9 @@ def read_source(path: str) -> tuple[str, int]:
         raise BackupError(f"binlog source file {path}: host is missing")
     if not isinstance(port, int) or not 0 < port < 65536:
         raise BackupError(f"binlog source file {path}: port {port!r} is not 1-65535")
-    return host, port
+    name = doc.get("name") or host
+    check_server(str(name), "master")
+    return host, port, str(name)
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -444,11 +447,11 @@ def master_facts(config: Config, host: str, port: int) -> tuple[int, list[str]]:
 
 
 def prepare_stream(config: Config, store: S3Store | None, host: str, port: int,
-                   facts: Callable[..., tuple[int, list[str]]] = master_facts
-                   ) -> tuple[str, Path, str, list[str]]:
+                   facts: Callable[..., tuple[int, list[str]]] = master_facts,
+                   name: str | None = None) -> tuple[str, Path, str, list[str]]:
     """Where and from which file to stream: (series, directory, start file, command)."""
     server_id, names = facts(config, host, port)
-    series = binlog_series(host, server_id)
+    series = binlog_series(name or host, server_id)
     directory = Path(config.binlog_dir, series)
     directory.mkdir(parents=True, exist_ok=True)
     local = [p.name for p in directory.iterdir() if is_binlog_name(p.name)]
@@ -465,7 +468,8 @@ def prepare_stream(config: Config, store: S3Store | None, host: str, port: int,
                 "--stop-never", f"--stop-never-slave-server-id={config.stream_server_id}",
                 f"--result-file={directory}/", start]
     write_json_atomic(current_series_path(config), {
-        "series": series, "master": host, "port": port, "server_id": server_id,
+        "series": series, "master": name or host, "host": host, "port": port,
+        "server_id": server_id,
         "start_file": start, "started_at": iso(now_utc())})
     return series, directory, start, command
 
@@ -474,9 +478,10 @@ def run_stream(config: Config, store: S3Store | None, poll: float = 1.0,
                facts: Callable[..., tuple[int, list[str]]] = master_facts) -> int:
     """Run mariadb-binlog as a child; return when it ends (its status) or when the source
     file changes (0: systemd starts the stream again, towards the new master)."""
-    host, port = read_source(config.source_file)
+    host, port, name = read_source(config.source_file)
     source_text = Path(config.source_file).read_text()
-    _series, _directory, _start, command = prepare_stream(config, store, host, port, facts)
+    _series, _directory, _start, command = prepare_stream(config, store, host, port, facts,
+                                                          name)
     child = subprocess.Popen(command)
     stopping = {"signal": 0}
 
@@ -750,7 +755,9 @@ def replay(config: Config, store: S3Store, plan: Mapping[str, Any], work: str) -
     reached = mariadb_sql(config, "SELECT @@gtid_binlog_pos").strip() if log_bin else ""
     if log_bin and reached:
         mariadb_sql(config, "SET GLOBAL gtid_slave_pos = " + _gtid_sql_literal(reached))
-    return {"replayed": replayed, "gtid": reached or snapshot_gtid,
+    # Without a binary log on this server the position reached is the plan's estimate.
+    return {"replayed": replayed, "log_bin": log_bin,
+            "gtid": reached if log_bin else str(plan.get("reaches_gtid", "")),
             "stop_datetime": plan.get("stop_datetime"),
             "seconds": round(time.monotonic() - began, 1)}
 

@@ -456,6 +456,7 @@ def test_plan_by_time_and_snapshot_choice(s3: Any, config: run.Config) -> None:
 
 def test_stream_resumes_and_follows_a_new_master(s3: Any, config: run.Config) -> None:
     Path(config.source_file).write_text(json.dumps({"host": "db-1", "port": 3306}))
+    assert run.read_source(config.source_file) == ("db-1", 3306, "db-1")
     write_series(config, "db-1-sid11", {"b.000007": b"", "b.000008": b""}, current=False)
 
     def facts(_cfg: run.Config, host: str, port: int) -> tuple[int, list[str]]:
@@ -472,13 +473,15 @@ def test_stream_resumes_and_follows_a_new_master(s3: Any, config: run.Config) ->
     # The supervisor: a change of the source file stops the child and returns 0.
     def repoint() -> None:
         time.sleep(0.5)
-        run.write_json_atomic(config.source_file, {"host": "db-2", "port": 3306})
+        run.write_json_atomic(config.source_file, {"host": "10.0.0.2", "port": 3306,
+                                                   "name": "db-2"})
 
     import threading
     threading.Thread(target=repoint).start()
     began = time.monotonic()
     assert run.run_stream(config, None, poll=0.1, facts=facts) == 0
     assert time.monotonic() - began < 30  # the fake stream would run 60 s
+    assert run.read_source(config.source_file) == ("10.0.0.2", 3306, "db-2")
 
 
 def test_source_file_is_checked() -> None:
