@@ -44,3 +44,4 @@ test: lint unit roles platform
 bench: bootstrap
 	$(PY) tests/bench/bench_images.py
 	$(PY) tests/bench/bench_web_stack.py
+	$(PY) tests/bench/bench_config_propagation.py

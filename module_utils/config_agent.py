@@ -574,7 +574,9 @@ def _summary(data: bytes) -> str:
 
 
 def build(config: AgentConfig, clock: Callable[[], float] = time.time) -> Agent:
-    client = make_client(config.region, config.endpoint_url, max_attempts=2,
+    # One attempt per poll: the agent's own backoff does the retrying, and a poll that
+    # cannot resolve or reach the endpoint should end (and say so) quickly.
+    client = make_client(config.region, config.endpoint_url, max_attempts=1,
                          connect_timeout=config.connect_timeout,
                          read_timeout=config.read_timeout)
     store = GlobalConfig(client, config.bucket, config.key)
