@@ -601,6 +601,12 @@ def journal_id(product: str, kind: str, wall_time: str) -> str:
     return f"{product}-{kind}-{stamp}"
 
 
+# Positions whose replicas have the semi-sync replica side on (as the mysql role sets them):
+# the candidate acknowledges the master's commits; the slave candidate is ready to when its
+# source is promoted. The backup replica is asynchronous (unless it is the only one left).
+SEMI_SYNC_POSITIONS = ("candidate", "slave_candidate")
+
+
 def _repoint_steps(positions: Mapping[str, str | None], skip: Iterable[str]) -> list[Step]:
     skip = set(skip)
     steps = []
@@ -608,7 +614,7 @@ def _repoint_steps(positions: Mapping[str, str | None], skip: Iterable[str]) -> 
         server = positions.get(position)
         if server and server not in skip:
             steps.append(Step("repoint", server, {"source": source_in(positions, server),
-                                                  "semi_sync": False}))
+                                                  "semi_sync": position in SEMI_SYNC_POSITIONS}))
     return steps
 
 

@@ -328,7 +328,7 @@ class Runner:
         if (status["configured"] and status["source_host"] in (address, source)
                 and status["using_gtid"] != "no" and status["io_running"]
                 and status["sql_running"] and semi_state["slave_enabled"] == semi
-                and (not semi or semi_state["slave_status"])):
+                and not semi_state["master_enabled"]):
             return f"already replicates from '{source}'"
         mine = gtid_position(conn, flavor)
         theirs = self._with(source, lambda c, f: _state(gtid_position(c, f)))
@@ -342,7 +342,9 @@ class Runner:
         if flavor.is_mariadb and mine.get("current") and mine.get("current") != mine.get("slave"):
             # A former master: its own writes are in gtid_binlog_pos, not gtid_slave_pos.
             slave_pos = str(mine["current"])
-        execute(conn, semi_sync_statements(flavor, slave=semi))
+        # A replica never has the master side on: it would stall its own applier waiting
+        # for an acknowledgement from below (the old master of a switchover had it on).
+        execute(conn, semi_sync_statements(flavor, master=False, slave=semi))
         execute(conn, change_source_statements(
             flavor, address, self.settings.port, self.settings.replication_user,
             self.settings.replication_password, connect_retry=self.settings.connect_retry,

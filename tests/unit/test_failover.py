@@ -327,6 +327,9 @@ def test_failover_plan_order() -> None:
     repoints = {s.server: s.args for s in journal.steps if s.name == "repoint"}
     assert repoints == {"db-3": {"source": "db-2", "semi_sync": True},
                         "db-4": {"source": "db-2", "semi_sync": False}}
+    switch = fo.switchover_plan(cluster(), "db-2", "now")
+    assert {s.server: s.args["semi_sync"] for s in switch.steps if s.name == "repoint"} == {
+        "db-1": True, "db-4": False, "db-3": True}
     assert journal.steps[2].args == {"source": "db-4", "target": "0-1-12"}
     assert journal.id == "hello-failover-20261128T090000000Z"
     assert journal.fenced == ["db-1"] and journal.reasons[0] == "dead"

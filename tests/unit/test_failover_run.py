@@ -295,6 +295,7 @@ def test_switchover_loses_nothing_and_swaps_master_and_candidate() -> None:
     dbs = cluster.dbs
     assert journal.status == fo.DONE
     assert dbs["db-1"].read_only and dbs["db-1"].source == "10.0.0.2" and dbs["db-1"].semi_slave
+    assert not dbs["db-1"].semi_master   # a replica never keeps the master side on
     assert dbs["db-3"].source == "10.0.0.1" and dbs["db-4"].source == "10.0.0.2"
     assert h.fencer.calls == []
     assert journal.steps[0].args["target"] == "0-1-10"
