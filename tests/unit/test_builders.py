@@ -229,7 +229,7 @@ def test_manifest_records_what_went_in(state: Path) -> None:
     assert doc["role"] == "web" and doc["build_id"] == result.image.build_id
     assert doc["packages"] == {"apache2": "2.4.71-1", "php8.2-fpm": "8.2.29-1"}
     assert doc["base"]["ref"].startswith("fake/base:")
-    assert [s["label"] for s in doc["steps"]][0] == "install: apache, php"
+    assert [s["label"] for s in doc["steps"]][0] == "install: apache, php, config_agent"
     assert all(len(s["digest"]) == 64 for s in doc["steps"])
     assert doc["builder_version"] and doc["git_commit"] and doc["built_at"].endswith("Z")
     assert manifest.digest(text) == info.manifest_digest
@@ -253,7 +253,7 @@ def test_failed_step_names_role_step_and_tail_and_keeps_previous(state: Path) ->
     with pytest.raises(build.StepFailed) as err:
         build.build_role("web", backend, force=True, log=quiet())
     message = str(err.value)
-    assert "'web'" in message and "step 1 (install: apache, php)" in message
+    assert "'web'" in message and "step 1 (install: apache, php, config_agent)" in message
     assert "Unable to locate package nope" in message
     assert message.count("line 1") < 40  # only the tail
     assert backend.latest["web"] == previous
