@@ -1,0 +1,121 @@
+"""module_utils/hostkit_services.py: several systemd units enabled and started in one pass."""
+
+from __future__ import annotations
+
+import pytest
+
+from module_utils.hostkit_services import (
+    ServicesError,
+    apply,
+    parse_services,
+    parse_show,
+)
+
+
+def show(*units: tuple[str, str, str, str]) -> str:
+    return "\n".join(f"Id={i}\nLoadState={load}\nActiveState={active}\nUnitFileState={state}\n"
+                     for i, load, active, state in units)
+
+
+class FakeSystemctl:
+    """Answers `systemctl show` from a table and records the other calls."""
+
+    def __init__(self, units: dict[str, tuple[str, str, str]], fail: str = "") -> None:
+        self.units, self.fail = units, fail
+        self.calls: list[list[str]] = []
+
+    def __call__(self, argv: list[str]) -> tuple[int, str, str]:
+        self.calls.append(argv)
+        verb = argv[1]
+        names = argv[argv.index("--") + 1:]
+        if verb == "show":
+            return 0, show(*((n + ".service",) + self.units.get(n, ("not-found", "inactive", ""))
+                             for n in names)), ""
+        if verb == self.fail:
+            return 1, "", f"Failed to {verb} unit."
+        return 0, "", ""
+
+
+def services(*items: dict) -> list:
+    return parse_services(list(items))
+
+
+def test_nothing_runs_when_every_unit_is_as_wanted() -> None:
+    fake = FakeSystemctl({"cron": ("loaded", "active", "enabled"),
+                          "ssh": ("loaded", "reloading", "enabled"),
+                          "chrony": ("loaded", "inactive", "enabled"),
+                          "dbus": ("loaded", "active", "static")})
+    done = apply(services({"name": "cron", "enabled": True, "state": "started"},
+                          {"name": "ssh", "enabled": True, "state": "started"},
+                          {"name": "chrony", "enabled": True},
+                          {"name": "dbus", "enabled": True, "state": "started"}), fake)
+    assert not done.changed
+    assert [c[1] for c in fake.calls] == ["show"]  # one call reads them all
+
+
+def test_enables_and_starts_only_what_differs_one_call_per_verb() -> None:
+    fake = FakeSystemctl({"apache2": ("loaded", "inactive", "disabled"),
+                          "php8.2-fpm": ("loaded", "failed", "enabled"),
+                          "memcached": ("loaded", "active", "disabled"),
+                          "old": ("loaded", "active", "enabled")})
+    done = apply(services({"name": "apache2", "enabled": True, "state": "started"},
+                          {"name": "php8.2-fpm", "enabled": True, "state": "started"},
+                          {"name": "memcached", "enabled": True},
+                          {"name": "old", "enabled": False, "state": "stopped"}), fake)
+    assert done.enable == ["apache2", "memcached"]
+    assert done.start == ["apache2", "php8.2-fpm"]
+    assert done.disable == ["old"] and done.stop == ["old"]
+    assert fake.calls[1:] == [["systemctl", "enable", "--", "apache2", "memcached"],
+                              ["systemctl", "disable", "--", "old"],
+                              ["systemctl", "start", "--", "apache2", "php8.2-fpm"],
+                              ["systemctl", "stop", "--", "old"]]
+
+
+def test_check_mode_only_reads() -> None:
+    fake = FakeSystemctl({"apache2": ("loaded", "inactive", "disabled")})
+    done = apply(services({"name": "apache2", "enabled": True, "state": "started"}), fake,
+                 check_mode=True)
+    assert done.changed and done.enable == ["apache2"] and done.start == ["apache2"]
+    assert [c[1] for c in fake.calls] == ["show"]
+
+
+def test_unknown_units_are_named_before_anything_changes() -> None:
+    fake = FakeSystemctl({"cron": ("loaded", "inactive", "disabled")})
+    with pytest.raises(ServicesError, match="not found on this host: nosuch, other"):
+        apply(services({"name": "cron", "enabled": True}, {"name": "nosuch", "enabled": True},
+                       {"name": "other", "state": "started"}), fake)
+    assert [c[1] for c in fake.calls] == ["show"]
+
+
+def test_a_failing_verb_is_reported() -> None:
+    fake = FakeSystemctl({"apache2": ("loaded", "inactive", "enabled")}, fail="start")
+    with pytest.raises(ServicesError, match=r"systemctl start apache2 failed \(exit status 1\)"):
+        apply(services({"name": "apache2", "state": "started"}), fake)
+
+
+def test_show_output_blocks_in_order() -> None:
+    out = show(("a.service", "loaded", "active", "enabled"),
+               ("b.service", "not-found", "inactive", ""))
+    assert parse_show(out) == [
+        {"Id": "a.service", "LoadState": "loaded", "ActiveState": "active",
+         "UnitFileState": "enabled"},
+        {"Id": "b.service", "LoadState": "not-found", "ActiveState": "inactive",
+         "UnitFileState": ""},
+    ]
+
+
+@pytest.mark.parametrize("item, message", [
+    ({"name": ""}, "must be a unit name"),
+    ({"name": "two words"}, "must be a unit name"),
+    ({"name": "--now"}, "must be a unit name"),
+    ({"name": "cron", "state": "restarted"}, "state must be started or stopped"),
+])
+def test_bad_services_are_named(item: dict, message: str) -> None:
+    with pytest.raises(ServicesError, match=message):
+        parse_services([item])
+
+
+def test_no_services_no_calls() -> None:
+    fake = FakeSystemctl({})
+    assert not apply([], fake).changed
+    assert fake.calls == []
