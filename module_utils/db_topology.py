@@ -76,17 +76,14 @@ def _product_groups(groups: Mapping[str, Any], products: Mapping[str, Any]) -> d
 
 def _check_hosts(groups: Mapping[str, Any], products: Mapping[str, Any],
                  host_positions: Mapping[str, list[str]], problems: list[str]) -> None:
-    """Problems of single hosts: a position but not a database server, several positions,
-    a database server of no known product."""
+    """Problems of single hosts: a position but not a database server, a database server of
+    no known product. (Several positions are reported per product by _check_cluster.)"""
     db_hosts = set(_members(groups, DB_GROUP))
     known_groups = _product_groups(groups, products)
     for host, positions in sorted(host_positions.items()):
         if host not in db_hosts:
             problems.append(f"host '{host}': has database position '{positions[0]}' but is not "
                             f"a database server (group {DB_GROUP})")
-        if len(positions) > 1:
-            problems.append(f"host '{host}': more than one database position "
-                            f"({', '.join(positions)})")
     for group in sorted(groups):
         if group.startswith(PRODUCT_GROUP_PREFIX) and group not in known_groups:
             for host in sorted(db_hosts & set(_members(groups, group))):
@@ -109,7 +106,7 @@ def _cluster_from_inventory(name: str, members: list[str],
             problems.append(f"product '{name}': database server '{host}' has no database "
                             f"position (label io.hostkit.db_role / tag DbRole: one of "
                             f"{', '.join(POSITIONS)})")
-        for position in positions[:1]:
+        for position in positions:  # several positions: each is checked (two masters, ...)
             cluster[position].append(host)
     return cluster
 

@@ -93,11 +93,18 @@ def test_hosts_without_unknown_or_several_positions() -> None:
     problems = topo.topology_problems(g, PRODUCTS)
     assert "host 'db-4': unknown database position 'slave' (label io.hostkit.db_role / tag " \
            "DbRole: one of master, candidate, slave_candidate, backup)" in problems
-    assert "host 'db-3': more than one database position (candidate, slave_candidate)" \
+    assert "product 'hello': host 'db-3' holds two positions (candidate and slave_candidate)" \
         in problems
     assert any(p.startswith("product 'hello': database server 'db-4' has no database position")
                for p in problems)
     assert "product 'hello': more than one candidate: 'db-2', 'db-3'" in problems
+
+
+def test_a_host_labelled_master_twice_over_is_a_second_master() -> None:
+    g = groups(dbrole_master=["db-1", "db-4"])
+    problems = topo.topology_problems(g, PRODUCTS)
+    assert "product 'hello': two masters: 'db-1', 'db-4'" in problems
+    assert "product 'hello': host 'db-4' holds two positions (master and backup)" in problems
 
 
 def test_position_without_role_db_and_db_server_of_no_product() -> None:

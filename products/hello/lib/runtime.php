@@ -43,6 +43,28 @@ function hello_db(array $settings): PDO
     ]);
 }
 
+// Insert row number $n into `writes` (autocommit: the statement returns after the commit,
+// which semi-synchronous replication makes wait for a replica's acknowledgement) and name
+// the database server that took it. The table is made on first use.
+function hello_write_numbered(PDO $db, int $n): string
+{
+    $insert = fn () => $db->prepare('INSERT INTO writes (n, web) VALUES (?, ?)')
+        ->execute([$n, gethostname()]);
+    try {
+        $insert();
+    } catch (PDOException $e) {
+        if ((int) ($e->errorInfo[1] ?? 0) !== 1146) {
+            throw $e;
+        }
+        $db->exec('CREATE TABLE IF NOT EXISTS writes (
+            n BIGINT UNSIGNED PRIMARY KEY,
+            web VARCHAR(255) NOT NULL,
+            at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)) ENGINE=InnoDB');
+        $insert();
+    }
+    return (string) $db->query('SELECT @@hostname')->fetchColumn();
+}
+
 function hello_memcached_roundtrip(array $settings): int
 {
     $servers = $settings['memcached'] ?? [];

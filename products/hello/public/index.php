@@ -2,7 +2,9 @@
 // hello: the demo product. Front controller (Apache's FallbackResource sends every path
 // that is not a file here): "/" shows which host served the request, the database master
 // it used, a row it wrote and read back, and a memcached counter; "/healthz" answers 200
-// only when the database and memcached both work, for smoke tests and health checks.
+// only when the database and memcached both work, for smoke tests and health checks;
+// "/write?n=N" inserts the numbered row N and answers "ok N <db server>" only after the
+// commit (the failover tests count which writes were acknowledged).
 declare(strict_types=1);
 
 require dirname(__DIR__) . '/lib/runtime.php';
@@ -33,6 +35,24 @@ if ($path === '/healthz') {
     }
     header('Content-Type: text/plain');
     echo "ok " . gethostname() . "\n";
+    exit;
+}
+
+if ($path === '/write') {
+    $n = filter_var($_GET['n'] ?? '', FILTER_VALIDATE_INT, ['options' => ['min_range' => 0]]);
+    if ($n === false) {
+        hello_fail(400, 'n must be a number >= 0');
+    }
+    // A frozen database must not hold this worker for long: no answer in 3 s is an error.
+    ini_set('mysqlnd.net_read_timeout', '3');
+    try {
+        $db = hello_db($settings);
+        $server = hello_write_numbered($db, $n);
+    } catch (Throwable $e) {
+        hello_fail(503, $e->getMessage());
+    }
+    header('Content-Type: text/plain');
+    echo "ok $n $server\n";
     exit;
 }
 
