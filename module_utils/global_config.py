@@ -60,7 +60,7 @@ _PRODUCT_NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,30}$"}
 
 # Keep equal to schemas/global_config.schema.json (a unit test compares them).
 SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$schema": "http://json-schema.org/draft-07/schema#",
     "$id": "https://hostkit.invalid/schemas/global_config.schema.json",
     "title": "hostkit global config",
     "description": (
@@ -104,28 +104,28 @@ SCHEMA: dict[str, Any] = {
                 "it is."
             ),
             "type": "object",
-            "propertyNames": {"$ref": "#/$defs/server_id"},
-            "additionalProperties": {"$ref": "#/$defs/server"},
+            "propertyNames": {"$ref": "#/definitions/server_id"},
+            "additionalProperties": {"$ref": "#/definitions/server"},
         },
         "products": {
             "description": (
                 "Product name -> its database positions and its memcached and web servers."
             ),
             "type": "object",
-            "propertyNames": {"$ref": "#/$defs/product_name"},
-            "additionalProperties": {"$ref": "#/$defs/product"},
+            "propertyNames": {"$ref": "#/definitions/product_name"},
+            "additionalProperties": {"$ref": "#/definitions/product"},
         },
     },
-    "$defs": {
+    "definitions": {
         "server_id": _SERVER_ID,
         "product_name": _PRODUCT_NAME,
         "server_ref": {
             "description": "A server id, or null when the position is empty.",
-            "anyOf": [{"$ref": "#/$defs/server_id"}, {"type": "null"}],
+            "anyOf": [{"$ref": "#/definitions/server_id"}, {"type": "null"}],
         },
         "server_list": {
             "type": "array",
-            "items": {"$ref": "#/$defs/server_id"},
+            "items": {"$ref": "#/definitions/server_id"},
             "uniqueItems": True,
         },
         "server": {
@@ -136,7 +136,7 @@ SCHEMA: dict[str, Any] = {
                 "role": {"enum": list(ROLES)},
                 "products": {
                     "type": "array",
-                    "items": {"$ref": "#/$defs/product_name"},
+                    "items": {"$ref": "#/definitions/product_name"},
                     "uniqueItems": True,
                 },
                 "az": {
@@ -163,10 +163,10 @@ SCHEMA: dict[str, Any] = {
                     "type": "object",
                     "additionalProperties": False,
                     "required": list(DB_POSITIONS),
-                    "properties": {p: {"$ref": "#/$defs/server_ref"} for p in DB_POSITIONS},
+                    "properties": {p: {"$ref": "#/definitions/server_ref"} for p in DB_POSITIONS},
                 },
-                "memcached": {"$ref": "#/$defs/server_list"},
-                "web": {"$ref": "#/$defs/server_list"},
+                "memcached": {"$ref": "#/definitions/server_list"},
+                "web": {"$ref": "#/definitions/server_list"},
             },
         },
     },
@@ -237,7 +237,8 @@ def _validator() -> Any:
     if JSONSCHEMA_IMPORT_ERROR is not None:
         raise GlobalConfigError(f"the Python package jsonschema is required: "
                                 f"{JSONSCHEMA_IMPORT_ERROR}")
-    return jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
+    # Draft 7: the newest draft that EL 9's python3-jsonschema (3.2) knows; Debian 12 has 4.10.
+    return jsonschema.Draft7Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
 
 
 def _dotted(path: Iterable[Any]) -> str:
