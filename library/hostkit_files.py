@@ -23,6 +23,9 @@ description:
     tree (Apache, PHP-FPM pools) never holds a file its daemon rejects.
   - Everything is checked against the host before the first change; a bad entry (unknown
     owner, missing directory, relative path) fails naming the entry.
+  - A path may be named again only after a V(absent) entry for it (or for a directory above
+    it); the later entry then starts from nothing, so V(absent) then V(directory) makes a
+    fresh empty directory, and V(absent) then V(link) puts a link where a directory was.
   - Text files only (UTF-8). Handlers fire when the task reports C(changed); the result's
     RV(changed_files) says which paths changed, for handlers that concern only some of them.
 version_added: "2.19"

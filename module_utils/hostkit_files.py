@@ -143,7 +143,7 @@ def parse_mode(value: Any, where: str) -> int | None:
 def parse_entries(raw: Sequence[dict[str, Any]]) -> list[Entry]:
     """Entries from plain dicts (the module's arguments), with clear errors."""
     entries = []
-    seen: dict[str, int] = {}
+    seen: dict[str, tuple[int, str]] = {}
     for index, item in enumerate(raw):
         path = str(item.get("path") or "")
         if path and os.path.isabs(path):
@@ -151,10 +151,11 @@ def parse_entries(raw: Sequence[dict[str, Any]]) -> list[Entry]:
         where = f"files[{index}] ({path or 'no path'})"
         if not path or not os.path.isabs(path):
             raise FilesError(f"{where}: path must be an absolute path")
-        if path in seen:
-            raise FilesError(f"{where}: path is also entry files[{seen[path]}]")
-        seen[path] = index
         state = str(item.get("state") or "file")
+        if path in seen and seen[path][1] != "absent":
+            raise FilesError(f"{where}: path is also entry files[{seen[path][0]}] (a path may "
+                             "come again only after an absent entry for it)")
+        seen[path] = (index, state)
         if state not in STATES:
             raise FilesError(f"{where}: state must be one of {', '.join(STATES)}, got {state!r}")
         content = item.get("content")
@@ -237,13 +238,19 @@ def _attr_actions(st: os.stat_result, entry: Entry, uid: int | None,
     return actions
 
 
-def plan_entry(entry: Entry, will_exist: Callable[[str], bool]) -> Step:
+def _never(path: str) -> bool:
+    return False
+
+
+def plan_entry(entry: Entry, will_exist: Callable[[str], bool],
+               gone: Callable[[str], bool] = _never) -> Step:
     """Compare one entry with the disk. `will_exist(dir)` says whether an earlier entry of
-    the set creates that directory."""
+    the set creates that directory, `gone(path)` whether an earlier absent entry removes it
+    (the entry then starts from nothing)."""
     where = entry.path
     step = Step(entry=entry, uid=_uid(entry.owner, where), gid=_gid(entry.group, where))
     try:
-        st: os.stat_result | None = os.lstat(entry.path)
+        st: os.stat_result | None = None if gone(entry.path) else os.lstat(entry.path)
     except FileNotFoundError:
         st = None
     parent = os.path.dirname(entry.path)
@@ -252,7 +259,7 @@ def plan_entry(entry: Entry, will_exist: Callable[[str], bool]) -> Step:
             step.actions.append("remove")
         return step
     if entry.state != "directory" and st is None and not (
-            os.path.isdir(parent) or will_exist(parent)):
+            (os.path.isdir(parent) and not gone(parent)) or will_exist(parent)):
         raise FilesError(f"{where}: directory {parent} does not exist "
                          "(and no entry before this one creates it)")
     if entry.state == "directory":
@@ -311,16 +318,28 @@ def check_requirements(requirements: Sequence[Requirement]) -> None:
 
 def plan(entries: Sequence[Entry], purges: Sequence[Purge] = (),
          set_check: SetCheck | None = None) -> list[Step]:
-    """Every step of the set, in order (purged files last), nothing changed yet."""
+    """Every step of the set, in order (purged files last), nothing changed yet. A path
+    removed by an absent entry (or below it) starts from nothing for the entries after it:
+    [absent D, directory D] makes an empty D."""
     created_dirs: set = set()
+    removed: set = set()
 
     def will_exist(directory: str) -> bool:  # made by an earlier entry (mkdir -p)
         return any(_under(d, directory) for d in created_dirs)
 
+    def gone(path: str) -> bool:
+        return any(_under(path, r) for r in removed)
+
     steps = []
-    for entry in entries:
-        step = plan_entry(entry, will_exist)
-        if entry.state == "directory":
+    for index, entry in enumerate(entries):
+        if set_check is not None and gone(entry.path) and _under(entry.path, set_check.under):
+            raise FilesError(f"files[{index}] ({entry.path}): under validate_set.under a path "
+                             "cannot come again after an absent entry")
+        step = plan_entry(entry, will_exist, gone)
+        if entry.state == "absent":
+            removed.add(entry.path)
+            created_dirs = {d for d in created_dirs if not _under(d, entry.path)}
+        elif entry.state == "directory":
             created_dirs.add(entry.path)
         steps.append(step)
     named = {e.path for e in entries}

@@ -288,9 +288,38 @@ def test_bad_entries_are_named(item: dict, message: str) -> None:
     assert "files[0]" in str(err.value)
 
 
-def test_duplicate_paths_are_refused() -> None:
+def test_duplicate_paths_are_refused_unless_after_absent() -> None:
     with pytest.raises(FilesError, match=r"files\[1\] \(/x/f\): path is also entry files\[0\]"):
         parse_entries([{"path": "/x/f", "content": ""}, {"path": "/x//f", "state": "absent"}])
+    assert len(parse_entries([{"path": "/x/d", "state": "absent"},
+                              {"path": "/x/d", "state": "directory"}])) == 2
+
+
+def test_after_absent_a_path_starts_from_nothing(tmp_path: Path) -> None:
+    release = tmp_path / "r1.tmp"
+    (release / "uploads").mkdir(parents=True)
+    (release / "uploads" / "from-the-code.txt").write_text("x")
+    (release / "index.php").write_text("<?php\n")
+    # a fresh directory, and a link in place of a directory the code brings
+    spec = entries({"path": str(release), "state": "absent"},
+                   {"path": str(release), "state": "directory", "mode": "0755"},
+                   {"path": str(release / "uploads"), "state": "absent"},
+                   {"path": str(release / "uploads"), "state": "link",
+                    "target": "../../shared/uploads"})
+    result = apply_set(spec, run)
+    assert result.changed_files == [str(release), str(release), str(release / "uploads")]
+    assert sorted(p.name for p in release.iterdir()) == ["uploads"]
+    assert os.readlink(release / "uploads") == "../../shared/uploads"
+    # again: the directory is emptied and made again, the link is made again
+    assert apply_set(spec, run).changed_files == [str(release), str(release),
+                                                  str(release / "uploads")]
+
+
+def test_no_path_again_after_absent_under_a_checked_set(tmp_path: Path) -> None:
+    spec = entries({"path": str(tmp_path / "conf"), "state": "absent"},
+                   {"path": str(tmp_path / "conf"), "state": "directory"})
+    with pytest.raises(FilesError, match="cannot come again after an absent entry"):
+        apply_set(spec, run, set_check=SetCheck("true", str(tmp_path)))
 
 
 def test_problems_found_before_the_first_change(tmp_path: Path) -> None:
