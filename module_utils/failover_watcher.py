@@ -578,6 +578,12 @@ class ProductWatch:
         if not cluster.master:
             self.alert("no_master", "no_master", detail="the global config names no master")
             return
+        # What is remembered of a master (its start time for restart detection, its last
+        # GTID state for the errant check) holds only while it stays master: a server that
+        # was master before, was restarted as a replica and is master again is no restart.
+        for memory in (self.started, self.master_state, self.master_origin):
+            for server in [s for s in memory if s != cluster.master]:
+                del memory[server]
         if self.health is None or self.health.master != cluster.master \
                 or self.health.cluster != cluster:
             self.health = fo.MasterHealth(cluster, self.w.config.health(),

@@ -247,6 +247,22 @@ def test_restart_of_the_master_while_the_watcher_was_down_is_a_failure(world: Wo
     assert world.fencer.calls[0] == ("isolate", "db-1")
 
 
+def test_a_former_master_restarted_as_replica_is_no_restart_when_master_again(
+        world: World) -> None:
+    watcher = world.watcher()
+    world.rounds(watcher, 2)                            # db-1's start time is remembered
+    fw.switchover(watcher, "hello", "db-2")
+    world.clock.advance(3)
+    world.rounds(watcher, 2)                            # db-2 is watched now
+    world.cluster.dbs["db-1"].uptime = 5                # db-1 restarted while a replica
+    fw.switchover(watcher, "hello", "db-1")
+    world.clock.advance(3)
+    world.rounds(watcher, 4)
+    assert world.doc()["products"]["hello"]["db"]["master"] == "db-1"
+    assert world.fencer.calls == []
+    assert world.state()["products"]["hello"]["verdict"] == fo.ALIVE
+
+
 def test_returning_old_master_is_kept_read_only_and_isolated(world: World) -> None:
     watcher = world.watcher()
     world.rounds(watcher, 2)
