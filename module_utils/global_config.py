@@ -25,6 +25,7 @@ import copy
 import json
 import random
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -527,6 +528,38 @@ _DENIED = {"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "Signature
 _CONFLICT = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 
 
+_CONDITION_HEADERS = {"IfMatch": "If-Match", "IfNoneMatch": "If-None-Match"}
+_HEADER_LOCK = threading.Lock()
+
+
+def _put_takes(client: Any, condition: Mapping[str, str]) -> bool:
+    """Whether this botocore's PutObject has the conditional-write parameters (1.35+)."""
+    try:
+        members = client.meta.service_model.operation_model("PutObject").input_shape.members
+    except Exception:  # not a real client (a test double): let the call itself answer
+        return True
+    return all(name in members for name in condition)
+
+
+def _put_with_headers(client: Any, request: Mapping[str, Any],
+                      condition: Mapping[str, str]) -> Any:
+    """PutObject with If-Match / If-None-Match sent as HTTP headers: an older botocore (Debian
+    12's 1.29, EL 9's) lacks the parameters, but S3 honours the headers all the same. The
+    handler is added for this one call; the lock keeps it off other threads' calls."""
+    headers = {_CONDITION_HEADERS[name]: value for name, value in condition.items()}
+
+    def add(params: dict[str, Any], **_: Any) -> None:
+        params["headers"].update(headers)
+
+    events, event, uid = client.meta.events, "before-call.s3.PutObject", "hostkit-conditional-put"
+    with _HEADER_LOCK:
+        events.register(event, add, unique_id=uid)
+        try:
+            return client.put_object(**request)
+        finally:
+            events.unregister(event, unique_id=uid)
+
+
 class GlobalConfig:
     """The document at s3://bucket/key, read and written safely.
 
@@ -596,10 +629,13 @@ class GlobalConfig:
     # -- writing
     def _put(self, doc: Doc, etag: str | None) -> str:
         condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+        request = {"Bucket": self.bucket, "Key": self.key, "Body": dumps(doc),
+                   "ContentType": CONTENT_TYPE, "ServerSideEncryption": "AES256"}
         try:
-            reply = self.client.put_object(
-                Bucket=self.bucket, Key=self.key, Body=dumps(doc), ContentType=CONTENT_TYPE,
-                ServerSideEncryption="AES256", **condition)
+            if _put_takes(self.client, condition):
+                reply = self.client.put_object(**request, **condition)
+            else:
+                reply = _put_with_headers(self.client, request, condition)
         except ClientError as exc:
             # NoSuchKey after If-Match: the document was deleted since we read it.
             if self._code(exc) in _CONFLICT or (etag and self._code(exc) == "NoSuchKey"):
