@@ -111,7 +111,7 @@ options:
         required: true
   require:
     description:
-      - What the set relies on, checked before anything is written (in check mode too): each
+      - What the set relies on, checked before anything is written (in check mode too). Each
         O(require[].path) must exist and, with O(require[].search), its content must match
         that regular expression (Python C(re), multi-line). The first unmet one fails the
         task with its O(require[].msg).
