@@ -20,7 +20,8 @@ an explicit clock, so every decision is unit-tested with made-up observations.
   from it, so an acknowledged write that reached only that replica is not lost. No
   eligible replica: no choice, and the caller changes nothing.
 - `failover_plan` / `switchover_plan`: the steps, in order, as a journal (`Journal`) that a
-  restarted watcher resumes: fence -> apply relay log -> catch up -> promote -> publish
+  restarted watcher resumes: (stop the new master's IO thread) -> fence -> apply relay log
+  -> catch up -> promote -> publish
   (global config epoch + 1) -> repoint the acknowledging replica (semi-sync) -> wait for
   semi-sync -> repoint the other replicas (the chained one and the backup too) -> power off.
 - `AntiFlap`: after an automatic failover, no second one for a window unless an operator
@@ -119,6 +120,35 @@ def _score(position: str | None, flavor: Flavor) -> int:
     return sum(b - a + 1 for ivs in parse_mysql_gtid_set(position).values() for a, b in ivs)
 
 
+def gtid_state(gtid: Mapping[str, str], flavor: Flavor | None) -> str:
+    """Every origin's last transaction a server has, from a mysql_flavor.gtid_position()
+    answer. MariaDB: gtid_binlog_state joined with gtid_current_pos and gtid_slave_pos, per
+    domain and server - a replica seeded from a copy (RESET MASTER, then gtid_slave_pos set)
+    has the copy's history only in gtid_slave_pos. MySQL: gtid_executed."""
+    if flavor is None or not flavor.is_mariadb:
+        return str(gtid.get("executed") or gtid.get("binlog_state") or "")
+    best: dict[tuple[int, int], int] = {}
+    for key in ("binlog_state", "current", "slave", "binlog"):
+        for pair, seq in parse_mariadb_gtids(gtid.get(key)).items():
+            best[pair] = max(seq, best.get(pair, -1))
+    return ",".join(f"{d}-{s}-{n}" for (d, s), n in sorted(best.items()))
+
+
+def missing_from(part: str | None, whole: str | None, flavor: Flavor) -> str:
+    """The transactions of GTID state `part` that a server with state `whole` does not have
+    ('' when none). MySQL: set difference. MariaDB: a server keeps only the last GTID of each
+    domain and origin, and a server seeded from a copy keeps only the copy's position per
+    domain; so (d, s, n) counts as missing only when `whole` has neither origin s up to n nor
+    any transaction of domain d as far as n. A transaction written on a replica while it
+    followed the master (same sequence number as the master's next one) would stop its SQL
+    thread under gtid_strict_mode, which is refused on its own."""
+    if not flavor.is_mariadb:
+        return errant_gtids(part, whole, flavor)
+    have, reach = parse_mariadb_gtids(whole), domain_positions(whole)
+    return ",".join(f"{d}-{s}-{n}" for (d, s), n in parse_mariadb_gtids(part).items()
+                    if have.get((d, s), -1) < n and reach.get(d, -1) < n)
+
+
 def without_origin(gtids: str | None, origin: str | None, flavor: Flavor) -> str:
     """The part of a GTID state written by servers other than `origin` (MariaDB: a
     server_id; MySQL: a server_uuid)."""
@@ -162,9 +192,9 @@ class Observation:
         return str(self.gtid.get("current") or self.gtid.get("executed") or "")
 
     def binlog_state(self) -> str:
-        """Every origin's last transaction (MariaDB gtid_binlog_state, MySQL gtid_executed):
-        the input of the errant-transaction check."""
-        return str(self.gtid.get("binlog_state") or self.gtid.get("executed") or "")
+        """Every origin's last transaction (see gtid_state): the input of the
+        errant-transaction check."""
+        return gtid_state(self.gtid, self.flavor)
 
     def received(self) -> str:
         """Executed plus what the IO thread wrote to the relay log but was not applied."""
@@ -399,7 +429,7 @@ def errant(obs: Observation, reference: str, master_origin: str | None,
            flavor: Flavor) -> str:
     """Transactions of `obs` that did not come from the master (`master_origin`) and are not
     in `reference` (the master's last known GTID state): written on a replica directly."""
-    return errant_gtids(without_origin(obs.binlog_state(), master_origin, flavor), reference,
+    return missing_from(without_origin(obs.binlog_state(), master_origin, flavor), reference,
                         flavor)
 
 
@@ -620,8 +650,9 @@ def _repoint_steps(positions: Mapping[str, str | None], skip: Iterable[str]) -> 
 
 def failover_plan(cluster: Cluster, choice: Choice, now: str, reasons: Sequence[str] = (),
                   detected_at: str | None = None) -> Journal:
-    """The steps of an automatic failover to `choice.new_master`: fence the old master,
-    let the new one apply its relay log (and copy what a more advanced replica has), promote
+    """The steps of an automatic failover to `choice.new_master`: stop the new master's IO
+    thread (it only tries to reach the dead master), fence the old master, let the new one
+    apply its relay log (and copy what a more advanced replica has), promote
     it, publish it in the global config, re-establish semi-sync with the acknowledging
     replica, repoint the other replicas, power the old master off."""
     if not choice.new_master or not cluster.master:
@@ -629,7 +660,9 @@ def failover_plan(cluster: Cluster, choice: Choice, now: str, reasons: Sequence[
                             "a new master")
     old, new = cluster.master, choice.new_master
     positions = dict(choice.positions)
-    steps = [Step("fence", old), Step("apply_relay_log", new)]
+    # The new master's IO thread is stopped before the fence: once the old master's address
+    # is cut off, a reconnection attempt in flight would hold STOP SLAVE for seconds.
+    steps = [Step("stop_io", new), Step("fence", old), Step("apply_relay_log", new)]
     if choice.catch_up_from:
         steps.append(Step("catch_up", new, {"source": choice.catch_up_from,
                                             "target": choice.target}))

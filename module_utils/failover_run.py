@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, NoReturn, Protocol
@@ -30,12 +30,13 @@ from module_utils.failover import (
     Observation,
     Step,
     covers,
+    gtid_state,
+    missing_from,
 )
 from module_utils.mysql_flavor import (
     Connection,
     Flavor,
     change_source_statements,
-    errant_gtids,
     execute,
     gtid_origin,
     gtid_position,
@@ -108,7 +109,8 @@ class RunSettings:
     connect_retry: what every repointed replica gets (short, so the watcher sees a dead
     source quickly); *_timeout: seconds to wait for the new master to apply its relay log,
     to copy the difference from a more advanced replica, for the old master to stop writing
-    (switchover) and for semi-sync to come back; poll: seconds between checks."""
+    (switchover) and for semi-sync to come back; catch_up_attempts: tries of that copy
+    before the failover goes on without it (loudly); poll: seconds between checks."""
 
     replication_user: str
     replication_password: str
@@ -117,6 +119,7 @@ class RunSettings:
     connect_retry: int = 1
     apply_timeout: float = 60.0
     catch_up_timeout: float = 30.0
+    catch_up_attempts: int = 2
     semi_sync_timeout: float = 5.0
     freeze_lock_timeout: int = 3
     wait_point: str = "AFTER_SYNC"
@@ -240,6 +243,14 @@ class Runner:
             return "no provider fencing; made read-only over SQL"
         return self._with(server, make_read_only)
 
+    def _step_stop_io(self, journal: Journal, step: Step) -> str:
+        def stop(conn: Connection, flavor: Flavor) -> str:
+            if not replication_status(conn, flavor)["configured"]:
+                return "no replication configured (already promoted)"
+            execute(conn, [(stop_replica_statement(flavor, "io"), ())])
+            return "IO thread stopped"
+        return self._with(str(step.server), stop)
+
     def _step_apply_relay_log(self, journal: Journal, step: Step) -> str:
         def apply(conn: Connection, flavor: Flavor) -> str:
             status = replication_status(conn, flavor)
@@ -268,6 +279,16 @@ class Runner:
             pos = gtid_position(conn, flavor)
             return str(pos.get("current") or pos.get("executed") or "")
 
+        def progress(conn: Connection, flavor: Flavor) -> bool:
+            if covers(executed(conn, flavor), target, flavor):
+                return True
+            status = replication_status(conn, flavor)
+            if status["io_thread"] == "No" and status["last_io_errno"]:
+                # e.g. 1236: the source's binary logs no longer hold what is missing
+                raise RuntimeError(f"cannot copy from '{source}': IO error "
+                                   f"{status['last_io_errno']}: {status['last_io_error']}")
+            return False
+
         def catch_up(conn: Connection, flavor: Flavor) -> str:
             if covers(executed(conn, flavor), target, flavor):
                 return f"already at {target}"
@@ -276,12 +297,32 @@ class Runner:
                 self.settings.replication_user, self.settings.replication_password,
                 connect_retry=self.settings.connect_retry,
                 heartbeat_period=self.settings.heartbeat_period))
-            took = self._wait(f"'{step.server}' copying {target} from '{source}'",
-                              self.settings.catch_up_timeout,
-                              lambda: covers(executed(conn, flavor), target, flavor))
+            try:
+                took = self._wait(f"'{step.server}' copying {target} from '{source}'",
+                                  self.settings.catch_up_timeout,
+                                  lambda: progress(conn, flavor))
+            except (TimeoutError, RuntimeError) as exc:
+                execute(conn, [(stop_replica_statement(flavor), ())])
+                if step.attempts < self.settings.catch_up_attempts:
+                    raise
+                return self._give_up_catch_up(journal, step, executed(conn, flavor), exc)
             execute(conn, [(stop_replica_statement(flavor), ())])
             return f"copied the difference from '{source}' up to {target} in {took:.2f} s"
         return self._with(str(step.server), catch_up)
+
+    def _give_up_catch_up(self, journal: Journal, step: Step, have: str,
+                          exc: Exception) -> str:
+        """The more advanced replica cannot give what it has (its binary logs were purged,
+        it died): the failover goes on with what the new master has, loudly - an outage that
+        never ends would be worse. The promotion's target comes down to that position."""
+        for later in journal.steps:
+            if later.name == "promote":
+                later.args["target"] = have
+        self.log("critical", "catch_up_abandoned", product=journal.product,
+                 journal=journal.id, server=step.server, source=step.args.get("source"),
+                 target=step.args.get("target"), have=have, error=str(exc))
+        return (f"GAVE UP after {step.attempts} attempts ({exc}): transactions past {have} "
+                f"that only '{step.args.get('source')}' had are not on the new master")
 
     def _step_promote(self, journal: Journal, step: Step) -> str:
         target = str(step.args.get("target") or "")
@@ -331,9 +372,9 @@ class Runner:
                 and not semi_state["master_enabled"]):
             return f"already replicates from '{source}'"
         mine = gtid_position(conn, flavor)
-        theirs = self._with(source, lambda c, f: _state(gtid_position(c, f)))
+        theirs = self._with(source, lambda c, f: gtid_state(gtid_position(c, f), f))
         # Transactions this server has that its new source lacks would diverge: refuse.
-        extra = errant_gtids(_state(mine), theirs, flavor)
+        extra = missing_from(gtid_state(mine, flavor), theirs, flavor)
         if extra:
             self.log("critical", "repoint_refused", product=journal.product, server=server,
                      source=source, errant=extra)
@@ -410,11 +451,6 @@ class Runner:
 def _executed(conn: Connection, flavor: Flavor) -> str:
     pos = gtid_position(conn, flavor)
     return str(pos.get("current") or pos.get("executed") or "")
-
-
-def _state(pos: Mapping[str, str]) -> str:
-    """Every origin's last transaction (MariaDB gtid_binlog_state, MySQL gtid_executed)."""
-    return str(pos.get("binlog_state") or pos.get("executed") or "")
 
 
 def _semi_sync_up(conn: Connection, flavor: Flavor) -> bool:

@@ -65,6 +65,11 @@ from module_utils.mysql_flavor import read_only_statements, server_flavor
 PROGRAM = "hostkit-failover"
 DEFAULT_CONFIG = "/etc/hostkit-failover/config.json"
 STAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+# Static AWS credentials (the sandbox's emulator) may come with the configuration, so that
+# the service and an operator's command (switchover) use the same; production leaves them
+# out and boto3 uses the instance profile.
+AWS_ENVIRONMENT = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                   "AWS_DEFAULT_REGION")
 log = logging.getLogger(PROGRAM)
 
 
@@ -102,6 +107,7 @@ class WatcherConfig:
     retry_interval: float = 5.0
     switchover_max_lag: float = 5.0
     fence: Mapping[str, Any] = field(default_factory=dict)
+    aws_environment: Mapping[str, str] = field(default_factory=dict)
     updated_by: str = f"{PROGRAM}@{socket.gethostname()}"
 
     def health(self) -> fo.HealthSettings:
@@ -144,6 +150,11 @@ def parse_config(data: Any, source: str = "configuration") -> WatcherConfig:
     if not isinstance(fence, Mapping) or fence.get("method", "none") not in (
             "none", "docker", "ec2"):
         problems.append("field 'fence' must be an object whose method is none, docker or ec2")
+    env = data.get("aws_environment", {})
+    if not isinstance(env, Mapping) or not all(
+            k in AWS_ENVIRONMENT and isinstance(v, str) for k, v in env.items()):
+        problems.append("field 'aws_environment' must map " + ", ".join(AWS_ENVIRONMENT)
+                        + " to strings")
     if problems:
         raise WatcherError(f"{source}: " + "; ".join(problems))
     values = {k: v for k, v in data.items() if k in known}
@@ -861,6 +872,8 @@ def switchover_report(journal: fo.Journal) -> dict[str, Any]:
 
 
 def build(config: WatcherConfig) -> Watcher:
+    for name, value in config.aws_environment.items():
+        os.environ.setdefault(name, value)
     store = GlobalConfig(make_client(config.region, config.endpoint_url, max_attempts=2,
                                      connect_timeout=2, read_timeout=5),
                          config.bucket, config.key)

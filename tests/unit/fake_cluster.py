@@ -43,7 +43,9 @@ class FakeDB:
     uptime: int = 1000
     down: bool = False
     hold_io: bool = False
+    io_error: tuple[int, str] = (0, "")
     slave_pos_override: str | None = None
+    binlog_from: int = 0          # RESET MASTER: the binary log holds applied[binlog_from:]
     statements: list[str] = field(default_factory=list)
 
     # -- GTID views
@@ -55,7 +57,7 @@ class FakeDB:
         return ",".join(f"{d}-{s}-{n}" for d, s, n in sorted(best.values()))
 
     def binlog_pos(self) -> str:
-        return self._last_per_domain(self.applied)
+        return self._last_per_domain(self.applied[self.binlog_from:])
 
     def slave_pos(self) -> str:
         if self.slave_pos_override is not None:
@@ -64,11 +66,11 @@ class FakeDB:
         return self._last_per_domain([g for g in self.applied if g[1] != self.server_id])
 
     def current_pos(self) -> str:
-        return self.binlog_pos()
+        return self._last_per_domain(self.applied)
 
     def binlog_state(self) -> str:
         best: dict[tuple[int, int], int] = {}
-        for d, s, n in self.applied:
+        for d, s, n in self.applied[self.binlog_from:]:
             best[(d, s)] = max(n, best.get((d, s), 0))
         return ",".join(f"{d}-{s}-{n}" for (d, s), n in sorted(best.items()))
 
@@ -120,7 +122,12 @@ class FakeCluster:
             source = self.by_address(db.source)
             if db.down or source is None:
                 continue
-            if db.io == "Yes" and not db.hold_io:
+            if db.io == "Yes" and not db.hold_io and source.binlog_from and any(
+                    g not in set(db.applied) | set(db.relay)
+                    for g in source.applied[:source.binlog_from]):
+                db.io, db.io_error = "No", (1236, "Could not find GTID state requested by "
+                                                  "slave in any binlog files")
+            elif db.io == "Yes" and not db.hold_io:
                 if source.down:
                     db.io = "Connecting"
                 else:
@@ -258,6 +265,7 @@ class FakeCursor:
         db = self.db
         assert db.io == "No" and db.sql == "No", "CHANGE MASTER needs the threads stopped"
         db.source, db.relay = values["MASTER_HOST"], []   # relay logs are purged
+        db.io_error = (0, "")
         if db.slave_pos_override is not None:
             db.local = set()
             db.slave_pos_override = None
@@ -270,8 +278,9 @@ class FakeCursor:
         row = {"Slave_IO_State": "Waiting for master to send event" if db.io == "Yes" else "",
                "Master_Host": db.source, "Master_User": "repl", "Master_Port": 3306,
                "Connect_Retry": 1, "Slave_IO_Running": db.io, "Slave_SQL_Running": db.sql,
-               "Last_IO_Errno": 2003 if db.io == "Connecting" else 0,
-               "Last_IO_Error": "error reconnecting to master" if db.io == "Connecting" else "",
+               "Last_IO_Errno": 2003 if db.io == "Connecting" else db.io_error[0],
+               "Last_IO_Error": "error reconnecting to master" if db.io == "Connecting"
+               else db.io_error[1],
                "Last_SQL_Errno": db.sql_error[0], "Last_SQL_Error": db.sql_error[1],
                "Seconds_Behind_Master": 0, "Using_Gtid": "Slave_Pos",
                "Gtid_IO_Pos": db.io_pos(), "Slave_SQL_Running_State": ""}

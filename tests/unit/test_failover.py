@@ -66,6 +66,17 @@ def test_join_positions_keeps_the_highest_of_each_domain() -> None:
     assert fo.join_positions([f"{U1}:1-5", f"{U1}:6-9,{U2}:3"], MY) == f"{U1}:1-9,{U2}:3"
 
 
+@pytest.mark.parametrize(("part", "whole", "flavor", "missing"), [
+    ("0-1-10,0-2-11", "0-1-10", MDB, "0-2-11"),         # written on a replica, ahead
+    ("0-1-10", "0-2-35", MDB, ""),                      # whole seeded from a copy at 35
+    ("0-1-10,0-3-4", "0-1-12,0-3-4", MDB, ""),
+    ("0-1-10,1-5-2", "0-1-10", MDB, "1-5-2"),           # a domain whole never saw
+    (f"{U1}:1-5,{U2}:1", f"{U1}:1-9", MY, f"{U2}:1"),
+])
+def test_missing_from(part: str, whole: str, flavor: Flavor, missing: str) -> None:
+    assert fo.missing_from(part, whole, flavor) == missing
+
+
 def test_without_origin_drops_one_writer() -> None:
     assert fo.without_origin("0-1-10,0-2-5,1-1-3", "1", MDB) == "0-2-5"
     assert fo.without_origin(f"{U1}:1-5,{U2}:1-2", U1.upper(), MY) == f"{U2}:1-2"
@@ -274,6 +285,18 @@ def test_transactions_from_the_master_itself_are_not_errant() -> None:
     assert choice.new_master == "db-2"
 
 
+def test_gtid_state_joins_the_binlog_with_the_replication_position() -> None:
+    reseeded = {"binlog_state": "0-1-40", "current": "0-1-40", "slave": "0-2-35",
+                "binlog": "0-1-40"}
+    assert fo.gtid_state(reseeded, MDB) == "0-1-40,0-2-35"
+    assert fo.gtid_state({"executed": f"{U1}:1-5"}, MY) == f"{U1}:1-5"
+    # a master re-seeded from a copy: its own binary log starts after the copy, the copy's
+    # history (from server 2) is in gtid_slave_pos; replicas that have it are not errant
+    choice = fo.choose(cluster(), views(db2={"current": "0-1-40", "state": "0-2-35,0-1-40"}),
+                       MDB, "1", fo.gtid_state(reseeded, MDB))
+    assert choice.new_master == "db-2" and "db-2" not in choice.refused
+
+
 def test_no_eligible_replica_means_no_choice() -> None:
     errant = {"current": "0-3-11", "state": "0-1-10,0-3-11"}
     choice = fo.choose(cluster(), views(db2={"ok": False}, db3=errant), MDB, "1", "0-1-10")
@@ -321,7 +344,7 @@ def test_failover_plan_order() -> None:
     choice = fo.choose(cluster(), views(db4={"current": "0-1-12"}), MDB, "1", "0-1-10")
     journal = fo.failover_plan(cluster(), choice, "2026-11-28T09:00:00.000Z", ["dead"])
     assert [(s.name, s.server) for s in journal.steps] == [
-        ("fence", "db-1"), ("apply_relay_log", "db-2"), ("catch_up", "db-2"),
+        ("stop_io", "db-2"), ("fence", "db-1"), ("apply_relay_log", "db-2"), ("catch_up", "db-2"),
         ("promote", "db-2"), ("publish", None), ("repoint", "db-3"),
         ("wait_semi_sync", "db-2"), ("repoint", "db-4"), ("power_off", "db-1")]
     repoints = {s.server: s.args for s in journal.steps if s.name == "repoint"}
@@ -330,7 +353,7 @@ def test_failover_plan_order() -> None:
     switch = fo.switchover_plan(cluster(), "db-2", "now")
     assert {s.server: s.args["semi_sync"] for s in switch.steps if s.name == "repoint"} == {
         "db-1": True, "db-4": False, "db-3": True}
-    assert journal.steps[2].args == {"source": "db-4", "target": "0-1-12"}
+    assert journal.steps[3].args == {"source": "db-4", "target": "0-1-12"}
     assert journal.id == "hello-failover-20261128T090000000Z"
     assert journal.fenced == ["db-1"] and journal.reasons[0] == "dead"
 

@@ -145,7 +145,7 @@ def test_lagging_candidate_applies_its_relay_log_before_promotion() -> None:
     assert cluster.dbs["db-2"].relay and cluster.dbs["db-4"].applied[-1][2] == 15
     cluster.dbs["db-1"].down = True
     journal = plan(cluster)
-    assert journal.steps[1].name == "apply_relay_log"
+    assert journal.steps[2].name == "apply_relay_log"
     h = Harness(cluster)
 
     def release(seconds: float) -> None:   # the SQL thread catches up while we wait
@@ -171,8 +171,8 @@ def test_candidate_behind_the_backup_copies_from_it_first() -> None:
     assert_healthy_after_failover(cluster)
 
 
-# a failover to db-2 without catch-up: 8 steps, saved before and after each, then at the end
-SAVES_OF_A_FAILOVER = 17
+# a failover to db-2 without catch-up: 9 steps, saved before and after each, then at the end
+SAVES_OF_A_FAILOVER = 19
 
 
 def test_every_step_is_saved_before_and_after() -> None:
@@ -182,6 +182,25 @@ def test_every_step_is_saved_before_and_after() -> None:
     h.runner().run(plan(cluster))
     assert len(h.saved) == SAVES_OF_A_FAILOVER
     assert [s["status"] for s in h.saved[0]["steps"]][:2] == [fo.RUNNING, fo.PENDING]
+
+
+def test_catch_up_from_a_backup_whose_binlog_was_purged_gives_up_loudly() -> None:
+    cluster = standard_cluster()
+    cluster.dbs["db-2"].hold_io = True
+    cluster.dbs["db-3"].hold_io = True
+    cluster.write("db-1", 4)
+    cluster.dbs["db-4"].binlog_from = len(cluster.dbs["db-4"].applied)   # purged
+    cluster.dbs["db-1"].down = True
+    cluster.dbs["db-2"].hold_io = cluster.dbs["db-3"].hold_io = False
+    journal = plan(cluster)
+    h = Harness(cluster)
+    with pytest.raises(fr.StepFailed, match="IO error 1236"):
+        h.runner().run(journal)                  # first attempt: fails fast, retried later
+    h.runner().run(journal)
+    catch_up = next(s for s in journal.steps if s.name == "catch_up")
+    assert journal.status == fo.DONE and catch_up.detail.startswith("GAVE UP after 2")
+    assert any(e[1] == "catch_up_abandoned" and e[0] == "critical" for e in h.events)
+    assert not cluster.dbs["db-2"].read_only and cluster.dbs["db-2"].applied[-1] == (0, 1, 10)
 
 
 @pytest.mark.parametrize("crash_at", range(1, SAVES_OF_A_FAILOVER + 1))
@@ -227,7 +246,7 @@ def test_fence_failure_aborts_before_anything_changes() -> None:
         h.runner().run(journal)
     assert journal.status == fo.ABORTED and h.published == []
     assert cluster.dbs["db-2"].read_only and cluster.dbs["db-2"].source == "10.0.0.1"
-    assert {s.status for s in journal.steps[1:]} == {fo.ABORTED}
+    assert {s.status for s in journal.steps[2:]} == {fo.ABORTED}
     assert h.events[-1][0] == "critical"
 
 
@@ -250,7 +269,7 @@ def test_no_provider_fence_needs_the_old_master_to_answer() -> None:
     journal = plan(cluster)
     Harness(cluster, NoFence()).runner().run(journal)
     assert cluster.dbs["db-1"].read_only
-    assert "made read-only over SQL" in journal.steps[0].detail
+    assert "made read-only over SQL" in journal.steps[1].detail
 
 
 def test_promotion_refuses_a_server_short_of_the_target() -> None:
@@ -305,6 +324,28 @@ def test_switchover_loses_nothing_and_swaps_master_and_candidate() -> None:
         assert set(cluster.acked) <= set(db.applied), db.name
     # the old master took the former master's own writes as its replication position
     assert "SET GLOBAL gtid_slave_pos = %s" in dbs["db-1"].statements
+
+
+def test_a_reseeded_server_is_no_source_of_errant_alarms() -> None:
+    # db-1 was re-seeded from a copy (RESET MASTER: its binary log is empty, the copy's
+    # history is in gtid_slave_pos only); it becomes master again and the others follow it
+    cluster = standard_cluster()
+    c = fo.Cluster.from_document(document(), "hello")
+    Harness(cluster).runner().run(fo.switchover_plan(c, "db-2", "t1"))
+    cluster.write("db-2", 3)
+    db1 = cluster.dbs["db-1"]
+    db1.binlog_from = len(db1.applied)
+    doc = document()
+    doc["products"]["hello"]["db"] = {"master": "db-2", "candidate": "db-1",
+                                      "slave_candidate": "db-3", "backup": "db-4"}
+    back = fo.switchover_plan(fo.Cluster.from_document(doc, "hello"), "db-1", "t2")
+    Harness(cluster).runner().run(back)
+    details = {s.server: s.detail for s in back.steps if s.name == "repoint"}
+    assert not any(d.startswith("refused") for d in details.values()), details
+    assert cluster.dbs["db-2"].source == "10.0.0.1" and cluster.dbs["db-4"].source == "10.0.0.1"
+    cluster.write("db-1", 2)
+    for db in cluster.dbs.values():
+        assert set(cluster.acked) <= set(db.applied), db.name
 
 
 def test_switchover_that_cannot_catch_up_gives_the_master_back() -> None:

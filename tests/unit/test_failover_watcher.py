@@ -119,11 +119,13 @@ class World:
 def test_config_errors_name_every_field(tmp_path: Any) -> None:
     with pytest.raises(fw.WatcherError) as err:
         fw.parse_config({"bucket": "b", "rounds": 0, "interval": "fast", "colour": "red",
-                         "fence": {"method": "magic"}, "products": "hello"}, "cfg.json")
+                         "fence": {"method": "magic"}, "products": "hello",
+                         "aws_environment": {"HOME": "/root"}}, "cfg.json")
     message = str(err.value)
     for part in ("unknown field 'colour'", "field 'key' is required",
                  "field 'rounds' must be a number from 1", "field 'interval' must be a number",
-                 "field 'products' must be a list", "method is none, docker or ec2"):
+                 "field 'products' must be a list", "method is none, docker or ec2",
+                 "field 'aws_environment' must map AWS_ACCESS_KEY_ID"):
         assert part in message
     assert message.startswith("cfg.json: ")
     assert config(tmp_path).health() == fo.HealthSettings(3, 1.5)
@@ -224,14 +226,14 @@ def test_restarted_watcher_finishes_the_failover(world: World) -> None:
     seen = watcher.servers.probe_all(["db-2", "db-3", "db-4"])
     choice = fo.choose(cluster, seen, seen["db-2"].flavor, "1", "0-1-10")
     journal = fo.failover_plan(cluster, choice, fw.utc_stamp(), ["test"])
-    journal.steps[0].status = fo.DONE
-    journal.steps[1].status = fo.RUNNING
+    journal.steps[0].status = journal.steps[1].status = fo.DONE
+    journal.steps[2].status = fo.RUNNING
     watcher.state.save_journal(journal)
     restarted = world.watcher()
     assert restarted.watch("hello").flap.last_failover_id is None
     world.rounds(restarted, 1)
     [done] = restarted.state.journals("hello")
-    assert done.status == fo.DONE and done.steps[1].attempts == 1
+    assert done.status == fo.DONE and done.steps[2].attempts == 1
     assert world.doc()["products"]["hello"]["db"]["master"] == "db-2"
     assert ("isolate", "db-1") not in world.fencer.calls     # that step was done before
     assert not world.cluster.dbs["db-2"].read_only

@@ -21,9 +21,9 @@ def test_the_service_runs_as_its_own_user(host):
 def test_secrets_are_readable_by_root_and_the_watcher_only(host):
     config = host.file(CONFIG)
     assert (config.user, config.group, config.mode) == ("root", "hostkit-failover", 0o640)
-    env = host.file("/etc/hostkit-failover/aws.env")
-    assert (env.user, env.mode) == ("root", 0o600)
     data = json.loads(host.check_output(f"cat {CONFIG}"))
+    assert data["aws_environment"] == {"AWS_ACCESS_KEY_ID": "molecule",
+                                       "AWS_SECRET_ACCESS_KEY": "molecule"}
     assert data["fence"] == {"method": "none"} and data["products"] == ["hello"]
     assert data["interval"] == 0.5 and data["rounds"] == 3 and len(data["mysql_password"]) == 32
     assert host.file(PROGRAM).user == "root" and host.file(PROGRAM).mode == 0o755
