@@ -9,10 +9,11 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 ROLES ?=
 
-.PHONY: help bootstrap images up lint unit roles platform test bench
+.PHONY: help bootstrap images up down lint unit roles platform test bench
 
 help:
 	@echo "make up        build the role images, then bring up the sandbox (the main job)"
+	@echo "make down      remove the sandbox (containers, network, state); images stay"
 	@echo "make test      every test tier: lint, unit, roles, platform"
 	@echo "make lint | unit | roles | platform   one tier"
 	@echo "make images    (re)build only the role images that changed"
@@ -24,7 +25,13 @@ bootstrap:
 images: bootstrap
 	$(PY) -m image_builders build $(ROLES)
 
+# The sandbox site: infrastructure, fleet and configuration (run again: changes nothing).
 up: images
+	$(BIN)/ansible-playbook playbooks/sandbox_up.yml
+
+# Remove the sandbox (containers, network, generated state); images stay.
+down: bootstrap
+	$(PY) scripts/sandbox.py down
 
 lint: bootstrap
 	scripts/lint.sh
