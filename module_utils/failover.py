@@ -20,8 +20,7 @@ an explicit clock, so every decision is unit-tested with made-up observations.
   from it, so an acknowledged write that reached only that replica is not lost. No
   eligible replica: no choice, and the caller changes nothing.
 - `failover_plan` / `switchover_plan`: the steps, in order, as a journal (`Journal`) that a
-  restarted watcher resumes: (stop the new master's IO thread) -> fence -> apply relay log
-  -> catch up -> promote -> publish
+  restarted watcher resumes: fence -> apply relay log -> catch up -> promote -> publish
   (global config epoch + 1) -> repoint the acknowledging replica (semi-sync) -> wait for
   semi-sync -> repoint the other replicas (the chained one and the backup too) -> power off.
 - `AntiFlap`: after an automatic failover, no second one for a window unless an operator
@@ -197,8 +196,13 @@ class Observation:
         return gtid_state(self.gtid, self.flavor)
 
     def received(self) -> str:
-        """Executed plus what the IO thread wrote to the relay log but was not applied."""
-        io_pos = (self.replica or {}).get("gtid_io_pos") or ""
+        """Executed plus what the IO thread wrote to the relay log but was not applied. With
+        both replication threads stopped the relay log counts for nothing: with GTID, MariaDB
+        discards it when a thread starts again."""
+        replica = self.replica or {}
+        io_pos = replica.get("gtid_io_pos") or ""
+        if replica.get("io_thread", "No") == "No" and not replica.get("sql_running"):
+            io_pos = ""
         if self.flavor is None:
             return self.executed()
         return join_positions([self.executed(), io_pos], self.flavor)
@@ -650,24 +654,26 @@ def _repoint_steps(positions: Mapping[str, str | None], skip: Iterable[str]) -> 
 
 def failover_plan(cluster: Cluster, choice: Choice, now: str, reasons: Sequence[str] = (),
                   detected_at: str | None = None) -> Journal:
-    """The steps of an automatic failover to `choice.new_master`: stop the new master's IO
-    thread (it only tries to reach the dead master), fence the old master, let the new one
-    apply its relay log (and copy what a more advanced replica has), promote
-    it, publish it in the global config, re-establish semi-sync with the acknowledging
-    replica, repoint the other replicas, power the old master off."""
+    """The steps of an automatic failover to `choice.new_master`: fence the old master, let
+    the new one apply its relay log (and copy what a more advanced replica has), promote it
+    (writable, semi-sync master side on), publish it in the global config, take its old
+    replication apart, re-establish semi-sync with the acknowledging replica, repoint the
+    other replicas, power the old master off."""
     if not choice.new_master or not cluster.master:
         raise FailoverError(f"product '{cluster.product}': no failover without an old and "
                             "a new master")
     old, new = cluster.master, choice.new_master
     positions = dict(choice.positions)
-    # The new master's IO thread is stopped before the fence: once the old master's address
-    # is cut off, a reconnection attempt in flight would hold STOP SLAVE for seconds.
-    steps = [Step("stop_io", new), Step("fence", old), Step("apply_relay_log", new)]
+    steps = [Step("fence", old), Step("apply_relay_log", new)]
     if choice.catch_up_from:
         steps.append(Step("catch_up", new, {"source": choice.catch_up_from,
                                             "target": choice.target}))
     steps.append(Step("promote", new, {"target": choice.target}))
     steps.append(Step("publish", None, {"fenced": [old]}))
+    # Replication of the new master from the dead one is taken apart only now: STOP SLAVE
+    # waits for an IO thread blocked on a frozen or cut-off master (2 s seen), which must
+    # not delay the first write. The old master is fenced: nothing can arrive meanwhile.
+    steps.append(Step("detach", new))
     acker = choice.acker
     if acker:
         steps.append(Step("repoint", acker, {"source": source_in(positions, acker),
@@ -690,7 +696,8 @@ def switchover_plan(cluster: Cluster, new_master: str, now: str,
     positions = switchover_positions(cluster, new_master)
     old = cluster.master
     steps = [Step("freeze", old), Step("wait_caught_up", new_master, {"from": old}),
-             Step("promote", new_master), Step("publish", None, {"fenced": []})]
+             Step("detach", new_master), Step("promote", new_master),
+             Step("publish", None, {"fenced": []})]
     acker = acker_of(positions)
     if acker:
         steps.append(Step("repoint", acker, {"source": source_in(positions, acker),

@@ -243,27 +243,25 @@ class Runner:
             return "no provider fencing; made read-only over SQL"
         return self._with(server, make_read_only)
 
-    def _step_stop_io(self, journal: Journal, step: Step) -> str:
-        def stop(conn: Connection, flavor: Flavor) -> str:
-            if not replication_status(conn, flavor)["configured"]:
-                return "no replication configured (already promoted)"
-            execute(conn, [(stop_replica_statement(flavor, "io"), ())])
-            return "IO thread stopped"
-        return self._with(str(step.server), stop)
-
     def _step_apply_relay_log(self, journal: Journal, step: Step) -> str:
         def apply(conn: Connection, flavor: Flavor) -> str:
             status = replication_status(conn, flavor)
             if not status["configured"]:
                 return "no replication configured (already promoted)"
-            execute(conn, [(stop_replica_statement(flavor, "io"), ())])
-            status = replication_status(conn, flavor)
             if status["last_sql_errno"]:
                 raise RuntimeError(f"SQL thread stopped with error {status['last_sql_errno']}: "
                                    f"{status['last_sql_error']}")
+            if not status["sql_running"] and status["io_thread"] == "No":
+                # Both threads stopped: starting the SQL thread would discard the relay log
+                # (GTID mode), so what it holds cannot be applied. Go on from what is applied.
+                return self._relay_log_unusable(journal, step, _executed(conn, flavor))
             if not status["sql_running"]:
+                # A lagging replica whose SQL thread was stopped. The IO thread is left alone
+                # (the old master is fenced: nothing more arrives); stopping it would wait for
+                # a reconnection attempt in flight, and with both threads stopped MariaDB
+                # would discard the relay log.
                 execute(conn, [(start_replica_statement(flavor, "sql"), ())])
-            received = status["gtid_io_pos"]
+            received = replication_status(conn, flavor)["gtid_io_pos"]
             took = self._wait(f"'{step.server}' applying its relay log up to {received}",
                               self.settings.apply_timeout,
                               lambda: covers(gtid_position(conn, flavor).get("current")
@@ -271,6 +269,18 @@ class Runner:
                                              received, flavor))
             return f"relay log applied up to {received or 'nothing'} in {took:.2f} s"
         return self._with(str(step.server), apply)
+
+    def _relay_log_unusable(self, journal: Journal, step: Step, have: str) -> str:
+        catch_up = any(s.name == "catch_up" for s in journal.steps)
+        if not catch_up:
+            for later in journal.steps:
+                if later.name == "promote":
+                    later.args["target"] = have
+        self.log("critical", "relay_log_unusable", product=journal.product, journal=journal.id,
+                 server=step.server, have=have, catch_up=catch_up)
+        return (f"relay log NOT applied (both replication threads were stopped): at {have}"
+                + ("; the catch-up copies the rest" if catch_up else
+                   "; transactions only in that relay log are not on the new master"))
 
     def _step_catch_up(self, journal: Journal, step: Step) -> str:
         source, target = str(step.args["source"]), str(step.args["target"])
@@ -333,13 +343,20 @@ class Runner:
             if target and not covers(executed, target, flavor):
                 raise RuntimeError(f"'{step.server}' is at {executed}, short of {target}: not "
                                    "promoted (a transaction would be lost)")
-            execute(conn, [(stop_replica_statement(flavor), ()),
-                           (reset_replica_statement(flavor), ())])
             execute(conn, semi_sync_statements(flavor, master=True, slave=False,
                                                wait_point=self.settings.wait_point))
             execute(conn, read_only_statements(flavor, False))
             return f"writable at {executed}, semi-sync master on ({self.settings.wait_point})"
         return self._with(str(step.server), promote)
+
+    def _step_detach(self, journal: Journal, step: Step) -> str:
+        def detach(conn: Connection, flavor: Flavor) -> str:
+            if not replication_status(conn, flavor)["configured"]:
+                return "no replication configured"
+            execute(conn, [(stop_replica_statement(flavor), ()),
+                           (reset_replica_statement(flavor), ())])
+            return "replication from its old source stopped and forgotten"
+        return self._with(str(step.server), detach)
 
     def _step_publish(self, journal: Journal, step: Step) -> str:
         return self.publish_fn(journal)

@@ -11,8 +11,9 @@ that are fenced in the global config and come back are made read-only and cut of
 
 `hostkit-failover switchover --product P [--new-master S]` (playbooks/failover.yml) makes a
 planned switchover: master read-only, wait for the new master to apply everything, promote,
-publish, repoint. `ack` acknowledges the last automatic failover (anti-flap), `status`
-prints the state file, `check` is a Nagios plugin reading it.
+publish, repoint. `ack` acknowledges the last automatic failover (anti-flap), `abandon`
+gives up an unfinished journal when an operator takes over, `status` prints the state
+file, `check` is a Nagios plugin reading it.
 
 Decisions are logged with UTC timestamps (milliseconds) to stderr (the journal of systemd);
 the state file (<state_dir>/state.json) tells monitoring what the watcher sees. No Ansible
@@ -94,7 +95,7 @@ class WatcherConfig:
     products: tuple[str, ...] = ()
     mysql_port: int = 3306
     connect_timeout: float = 0.5
-    read_timeout: float = 1.0
+    read_timeout: float = 0.5
     interval: float = 0.5
     rounds: int = 3
     silence: float = 1.5
@@ -815,6 +816,28 @@ def switchover(watcher: Watcher, product: str, new_master: str | None,
     return switchover_report(journal)
 
 
+def abandon(state: StateDir, product: str, reason: str, lock_wait: float = 30.0) -> str:
+    """Mark the product's unfinished journal abandoned: an operator has taken over (e.g. a
+    step that keeps failing because a server is gone for good). Nothing on the servers
+    changes; the watcher watches the positions of the global config again."""
+    with state.lock(product, wait=lock_wait) as mine:
+        if not mine:
+            raise WatcherError(f"product '{product}': the lock is held (a step is running); "
+                               "try again")
+        journal = state.unfinished(product)
+        if journal is None:
+            raise WatcherError(f"product '{product}': no unfinished failover or switchover")
+        for step in journal.steps:
+            if step.status != fo.DONE:
+                step.status = fo.ABORTED
+        journal.status, journal.finished_at = fo.ABORTED, utc_stamp()
+        journal.error = f"abandoned by an operator: {reason}"
+        state.save_journal(journal)
+    log_event("critical", "journal_abandoned", product=product, journal=journal.id,
+              reason=reason)
+    return journal.id
+
+
 def _switchover_checks(watcher: Watcher, cluster: fo.Cluster, target: str) -> None:
     product = cluster.product
     if cluster.position_of(target) not in fo.ELIGIBLE:
@@ -915,6 +938,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = sub.add_parser("ack", help="acknowledge the last automatic failover (anti-flap)")
     a.add_argument("--product", required=True)
     a.add_argument("--journal", help="only this failover (default: the last one)")
+    b = sub.add_parser("abandon", help="give up an unfinished failover or switchover (the "
+                                       "operator takes over)")
+    b.add_argument("--product", required=True)
+    b.add_argument("--reason", required=True)
     sub.add_parser("status", help="print the state file")
     c = sub.add_parser("check", help="Nagios plugin: the watcher's state")
     c.add_argument("--max-age", type=float, default=30.0)
@@ -926,8 +953,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check-config":
             print(f"{args.config}: ok")
             return 0
-        if args.command in ("status", "check", "ack"):
+        if args.command in ("status", "check", "ack", "abandon"):
             state = StateDir(config.state_dir)
+            if args.command == "abandon":
+                print(f"{abandon(state, args.product, args.reason)}: abandoned")
+                return 0
             if args.command == "ack":
                 state.ack(args.product, args.journal)
                 print(f"{args.product}: acknowledgement written; the watcher takes it at its "

@@ -224,6 +224,8 @@ class FakeCursor:
             if "IO_THREAD" not in upper:
                 db.sql = "No"
         elif upper.startswith("START SLAVE"):
+            if db.io == "No" and db.sql == "No":
+                db.relay = []   # GTID mode: the relay log is discarded after a full stop
             if db.source and "SQL_THREAD" not in upper:
                 db.io = "Yes"
             if db.source and "IO_THREAD" not in upper:

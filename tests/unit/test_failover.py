@@ -344,8 +344,8 @@ def test_failover_plan_order() -> None:
     choice = fo.choose(cluster(), views(db4={"current": "0-1-12"}), MDB, "1", "0-1-10")
     journal = fo.failover_plan(cluster(), choice, "2026-11-28T09:00:00.000Z", ["dead"])
     assert [(s.name, s.server) for s in journal.steps] == [
-        ("stop_io", "db-2"), ("fence", "db-1"), ("apply_relay_log", "db-2"), ("catch_up", "db-2"),
-        ("promote", "db-2"), ("publish", None), ("repoint", "db-3"),
+        ("fence", "db-1"), ("apply_relay_log", "db-2"), ("catch_up", "db-2"),
+        ("promote", "db-2"), ("publish", None), ("detach", "db-2"), ("repoint", "db-3"),
         ("wait_semi_sync", "db-2"), ("repoint", "db-4"), ("power_off", "db-1")]
     repoints = {s.server: s.args for s in journal.steps if s.name == "repoint"}
     assert repoints == {"db-3": {"source": "db-2", "semi_sync": True},
@@ -353,7 +353,7 @@ def test_failover_plan_order() -> None:
     switch = fo.switchover_plan(cluster(), "db-2", "now")
     assert {s.server: s.args["semi_sync"] for s in switch.steps if s.name == "repoint"} == {
         "db-1": True, "db-4": False, "db-3": True}
-    assert journal.steps[3].args == {"source": "db-4", "target": "0-1-12"}
+    assert journal.steps[2].args == {"source": "db-4", "target": "0-1-12"}
     assert journal.id == "hello-failover-20261128T090000000Z"
     assert journal.fenced == ["db-1"] and journal.reasons[0] == "dead"
 
@@ -366,7 +366,7 @@ def test_failover_plan_needs_a_choice() -> None:
 def test_switchover_plan_order() -> None:
     journal = fo.switchover_plan(cluster(), "db-2", "2026-11-28T09:00:00Z")
     assert [(s.name, s.server) for s in journal.steps] == [
-        ("freeze", "db-1"), ("wait_caught_up", "db-2"), ("promote", "db-2"),
+        ("freeze", "db-1"), ("wait_caught_up", "db-2"), ("detach", "db-2"), ("promote", "db-2"),
         ("publish", None), ("repoint", "db-1"), ("wait_semi_sync", "db-2"),
         ("repoint", "db-4"), ("repoint", "db-3")]
     repoints = {s.server: s.args["source"] for s in journal.steps if s.name == "repoint"}

@@ -145,7 +145,7 @@ def test_lagging_candidate_applies_its_relay_log_before_promotion() -> None:
     assert cluster.dbs["db-2"].relay and cluster.dbs["db-4"].applied[-1][2] == 15
     cluster.dbs["db-1"].down = True
     journal = plan(cluster)
-    assert journal.steps[2].name == "apply_relay_log"
+    assert journal.steps[1].name == "apply_relay_log"
     h = Harness(cluster)
 
     def release(seconds: float) -> None:   # the SQL thread catches up while we wait
@@ -154,6 +154,33 @@ def test_lagging_candidate_applies_its_relay_log_before_promotion() -> None:
 
     h.clock.sleep = release  # type: ignore[method-assign]
     h.runner().run(journal)
+    assert_healthy_after_failover(cluster)
+
+
+def test_stopped_sql_thread_is_started_before_the_io_thread_stops() -> None:
+    # an operator stopped the candidate's SQL thread; the IO thread kept receiving (and
+    # acknowledging): the relay log holds acknowledged writes that only it and the backup have
+    cluster = standard_cluster()
+    cluster.dbs["db-2"].sql = "No"
+    cluster.write("db-1", 6)
+    assert len(cluster.dbs["db-2"].relay) == 6
+    cluster.dbs["db-1"].down = True
+    journal = plan(cluster)
+    assert "catch_up" not in [s.name for s in journal.steps]     # its relay log has it all
+    Harness(cluster).runner().run(journal)
+    assert_healthy_after_failover(cluster)
+
+
+def test_relay_log_of_a_fully_stopped_replica_counts_for_nothing() -> None:
+    cluster = standard_cluster()
+    cluster.dbs["db-2"].sql = "No"
+    cluster.write("db-1", 6)
+    cluster.dbs["db-2"].io = "No"         # both threads stopped: the relay log is lost
+    cluster.dbs["db-1"].down = True
+    journal = plan(cluster)
+    catch_up = next(s for s in journal.steps if s.name == "catch_up")
+    assert catch_up.args["target"] == "0-1-16"        # from the backup, which has it all
+    Harness(cluster).runner().run(journal)
     assert_healthy_after_failover(cluster)
 
 
@@ -246,7 +273,7 @@ def test_fence_failure_aborts_before_anything_changes() -> None:
         h.runner().run(journal)
     assert journal.status == fo.ABORTED and h.published == []
     assert cluster.dbs["db-2"].read_only and cluster.dbs["db-2"].source == "10.0.0.1"
-    assert {s.status for s in journal.steps[2:]} == {fo.ABORTED}
+    assert {s.status for s in journal.steps[1:]} == {fo.ABORTED}
     assert h.events[-1][0] == "critical"
 
 
@@ -269,7 +296,7 @@ def test_no_provider_fence_needs_the_old_master_to_answer() -> None:
     journal = plan(cluster)
     Harness(cluster, NoFence()).runner().run(journal)
     assert cluster.dbs["db-1"].read_only
-    assert "made read-only over SQL" in journal.steps[1].detail
+    assert "made read-only over SQL" in journal.steps[0].detail
 
 
 def test_promotion_refuses_a_server_short_of_the_target() -> None:

@@ -226,14 +226,14 @@ def test_restarted_watcher_finishes_the_failover(world: World) -> None:
     seen = watcher.servers.probe_all(["db-2", "db-3", "db-4"])
     choice = fo.choose(cluster, seen, seen["db-2"].flavor, "1", "0-1-10")
     journal = fo.failover_plan(cluster, choice, fw.utc_stamp(), ["test"])
-    journal.steps[0].status = journal.steps[1].status = fo.DONE
-    journal.steps[2].status = fo.RUNNING
+    journal.steps[0].status = fo.DONE
+    journal.steps[1].status = fo.RUNNING
     watcher.state.save_journal(journal)
     restarted = world.watcher()
     assert restarted.watch("hello").flap.last_failover_id is None
     world.rounds(restarted, 1)
     [done] = restarted.state.journals("hello")
-    assert done.status == fo.DONE and done.steps[2].attempts == 1
+    assert done.status == fo.DONE and done.steps[1].attempts == 1
     assert world.doc()["products"]["hello"]["db"]["master"] == "db-2"
     assert ("isolate", "db-1") not in world.fencer.calls     # that step was done before
     assert not world.cluster.dbs["db-2"].read_only
@@ -263,6 +263,24 @@ def test_a_former_master_restarted_as_replica_is_no_restart_when_master_again(
     assert world.doc()["products"]["hello"]["db"]["master"] == "db-1"
     assert world.fencer.calls == []
     assert world.state()["products"]["hello"]["verdict"] == fo.ALIVE
+
+
+def test_an_operator_abandons_a_stuck_failover(world: World) -> None:
+    watcher = world.watcher()
+    world.rounds(watcher, 2)
+    world.cluster.dbs["db-1"].down = True
+    world.cluster.dbs["db-2"].sql_error = (0, "")
+    cluster = fo.Cluster.from_document(world.doc(), "hello")
+    seen = watcher.servers.probe_all(["db-2", "db-3", "db-4"])
+    journal = fo.failover_plan(cluster, fo.choose(cluster, seen, seen["db-2"].flavor, "1",
+                                                  "0-1-10"), fw.utc_stamp(), ["test"])
+    watcher.state.save_journal(journal)
+    with pytest.raises(fw.WatcherError, match="no unfinished"):
+        fw.abandon(watcher.state, "other", "typo")
+    assert fw.abandon(watcher.state, "hello", "db-2 is gone for good") == journal.id
+    [abandoned] = watcher.state.journals("hello")
+    assert abandoned.status == fo.ABORTED and "db-2 is gone for good" in abandoned.error
+    assert watcher.state.unfinished("hello") is None
 
 
 def test_returning_old_master_is_kept_read_only_and_isolated(world: World) -> None:
@@ -305,8 +323,8 @@ def test_switchover_to_the_candidate(world: World) -> None:
     assert report["positions"] == {"master": "db-2", "candidate": "db-1",
                                    "slave_candidate": "db-3", "backup": "db-4"}
     assert isinstance(report["read_only_to_published_seconds"], float)
-    assert [s["name"] for s in report["steps"]][:4] == ["freeze", "wait_caught_up", "promote",
-                                                        "publish"]
+    assert [s["name"] for s in report["steps"]][:5] == ["freeze", "wait_caught_up", "detach",
+                                                        "promote", "publish"]
     doc = world.doc()
     assert doc["products"]["hello"]["db"]["master"] == "db-2"
     assert doc["servers"]["db-1"]["state"] == "in_service"

@@ -32,14 +32,14 @@ function hello_settings(): array
     return $settings;
 }
 
-function hello_db(array $settings): PDO
+function hello_db(array $settings, int $connectTimeout = 2): PDO
 {
     $db = $settings['db'];
     $dsn = sprintf('mysql:host=%s;port=%d;dbname=%s;charset=utf8mb4',
         $db['host'], (int) ($db['port'] ?? 3306), $db['name']);
     return new PDO($dsn, $db['user'] ?? '', $db['password'], [
         PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION,
-        PDO::ATTR_TIMEOUT => 2,
+        PDO::ATTR_TIMEOUT => $connectTimeout,
     ]);
 }
 

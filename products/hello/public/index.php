@@ -43,10 +43,12 @@ if ($path === '/write') {
     if ($n === false) {
         hello_fail(400, 'n must be a number >= 0');
     }
-    // A frozen database must not hold this worker for long: no answer in 3 s is an error.
-    ini_set('mysqlnd.net_read_timeout', '3');
+    // A dead or frozen master must not hold this worker: a server on the private network
+    // that does not connect within 1 s or answer within 2 s is an error (the client tries
+    // again, and by then the settings may name the new master).
+    ini_set('mysqlnd.net_read_timeout', '2');
     try {
-        $db = hello_db($settings);
+        $db = hello_db($settings, 1);
         $server = hello_write_numbered($db, $n);
     } catch (Throwable $e) {
         hello_fail(503, $e->getMessage());
