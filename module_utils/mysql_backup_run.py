@@ -108,6 +108,7 @@ class Config:
     ship_interval: float = 10.0
     compact_segments: int = 60
     stream_server_id: int = 1999999999
+    env_file: str = "/etc/hostkit/mysql-backup.env"
     commands: dict[str, str] = field(default_factory=dict)
 
     def command(self, name: str) -> str:
@@ -142,6 +143,24 @@ def load_config(path: str) -> Config:
         raise BackupError(f"configuration {path}: keep_recent must be >= 1 and keep_daily "
                           ">= 0")
     return config
+
+
+def load_env_file(path: str) -> None:
+    """KEY=VALUE lines of the units' environment file (AWS settings), for runs from a
+    shell; what the environment already has wins. A missing file is no error."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except FileNotFoundError:
+        return
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        os.environ.setdefault(key.strip(), value)
 
 
 def read_source(path: str) -> tuple[str, int, str]:
@@ -259,6 +278,11 @@ def run_backup(config: Config, store: S3Store, clock: Callable[[], datetime] = n
                 extra={"etag": upload.etag, "parts": upload.parts,
                        "mariabackup": _tool_version(lsn_dir),
                        "seconds": round(time.monotonic() - began, 1)})
+            # What the manifest says, on the object itself too (a GTID list's commas are
+            # not allowed in tag values: spaces instead).
+            store.tag(keys.data, {"product": config.product, "server": config.server,
+                                  "sha256": upload.sha256, "size": str(upload.size),
+                                  "gtid": position.gtid.replace(",", " ")})
             store.put_json(keys.manifest, manifest)
         except BaseException:
             # The data object is complete but will never be described: remove it now rather
@@ -842,6 +866,8 @@ def main(argv: Sequence[str] | None = None, client: Any | None = None) -> int:
     config: Config | None = None
     try:
         config = load_config(args.config)
+        if config.env_file:
+            load_env_file(config.env_file)
         return _dispatch(args, config, client)
     except Exception as exc:  # every failure: one line, a status, no traceback
         message = " ".join(str(exc).split()) or type(exc).__name__

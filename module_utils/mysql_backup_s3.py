@@ -119,6 +119,12 @@ class S3Store:
             ContentMD5=base64.b64encode(md5.digest()).decode())
         return str(reply.get("ETag", "")).strip('"')
 
+    def tag(self, key: str, tags: Mapping[str, str]) -> None:
+        """Object tags (S3 allows letters, digits, spaces and + - = . _ : / @ in values)."""
+        tag_set = [{"Key": k, "Value": str(v)} for k, v in sorted(tags.items())]
+        self.client.put_object_tagging(Bucket=self.bucket, Key=key,
+                                       Tagging={"TagSet": tag_set})
+
     def head_metadata(self, key: str) -> dict[str, str]:
         reply = self.client.head_object(Bucket=self.bucket, Key=key)
         return {str(k).lower(): str(v) for k, v in (reply.get("Metadata") or {}).items()}

@@ -131,7 +131,8 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> run.Config:
                      mariabackup_options_file="", binlog_options_file="",
                      source_file=str(tmp_path / "source.json"),
                      state_dir=str(tmp_path / "state"), binlog_dir=str(tmp_path / "binlogs"),
-                     work_dir=str(tmp_path / "work"), commands=commands, compact_segments=3)
+                     work_dir=str(tmp_path / "work"), commands=commands, compact_segments=3,
+                     env_file="")
     path = tmp_path / "mysql-backup.json"
     path.write_text(json.dumps(run.asdict(cfg)))
     return cfg
@@ -173,6 +174,10 @@ def test_backup_uploads_in_parts_then_manifest_then_latest(
     assert latest["data_key"] == manifest["data_key"] and latest["sha256"] == manifest["sha256"]
     head = s3.head_object(Bucket=BUCKET, Key=manifest["data_key"])
     assert head["Metadata"]["product"] == "hello" and head["Metadata"]["server"] == "db-4"
+    tags = {t["Key"]: t["Value"] for t in
+            s3.get_object_tagging(Bucket=BUCKET, Key=manifest["data_key"])["TagSet"]}
+    assert tags == {"product": "hello", "server": "db-4", "sha256": manifest["sha256"],
+                    "size": str(12 * MB), "gtid": "0-11-42"}
     saved = state(config)["backup"]
     assert saved["status"] == "ok" and saved["last_error"] is None
     assert saved["last_success"]["data_key"] == manifest["data_key"]
@@ -482,6 +487,19 @@ def test_stream_resumes_and_follows_a_new_master(s3: Any, config: run.Config) ->
     assert run.run_stream(config, None, poll=0.1, facts=facts) == 0
     assert time.monotonic() - began < 30  # the fake stream would run 60 s
     assert run.read_source(config.source_file) == ("10.0.0.2", 3306, "db-2")
+
+
+def test_environment_file_fills_what_the_environment_lacks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = tmp_path / "backup.env"
+    env.write_text("# comment\nHKBAK_A=from-file\nHKBAK_B='quoted value'\n\nHKBAK_C=x=y\n")
+    monkeypatch.setenv("HKBAK_A", "from-environment")
+    monkeypatch.delenv("HKBAK_B", raising=False)
+    monkeypatch.delenv("HKBAK_C", raising=False)
+    run.load_env_file(str(env))
+    assert os.environ["HKBAK_A"] == "from-environment"
+    assert os.environ["HKBAK_B"] == "quoted value" and os.environ["HKBAK_C"] == "x=y"
+    run.load_env_file(str(tmp_path / "missing.env"))  # no file, no error
 
 
 def test_source_file_is_checked() -> None:
