@@ -14,7 +14,7 @@ Prints a table (median and max of the runs); asserts nothing about time. The clu
 restored to its initial positions between runs.
 
   .venv/bin/python tests/bench/bench_failover.py [--runs 5] [--faults kill9,stop,...]
-      [--site sandbox|own]
+      [--site sandbox|own] [--via web|edge]
 """
 
 from __future__ import annotations
@@ -100,6 +100,10 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--faults", default=",".join(UNPLANNED + ["planned"]))
     parser.add_argument("--site", choices=["sandbox", "own"], default="sandbox")
+    parser.add_argument("--via", choices=["web", "edge"], default="web",
+                        help="write to the web servers directly (default) or through the "
+                             "sandbox's edge, whose health checks take the web servers out "
+                             "while the database master is gone")
     args = parser.parse_args()
     faults = [f for f in args.faults.split(",") if f]
     if args.site == "own":
@@ -111,6 +115,8 @@ def main() -> int:
         if up.returncode != 0:
             print(up.stdout[-3000:], file=sys.stderr)
             return 1
+    if args.via == "web":
+        site.write_url = site.web_write_urls()
     results: dict[str, list[dict[str, Any]]] = {f: [] for f in faults}
     try:
         for run in range(args.runs):

@@ -85,7 +85,7 @@ def stamp_seconds(stamp: str | None) -> float | None:
 class Site:
     dbs: list[str]                      # db containers, in canonical position order
     monitor: str
-    write_url: str                      # .../write
+    write_url: str                      # .../write (several: space-separated, round robin)
     host_header: str
     bucket: str
     key: str
@@ -120,6 +120,12 @@ class Site:
 
     def address(self, server: str) -> str:
         return str(self.doc()["servers"][server]["address"])
+
+    def web_write_urls(self) -> str:
+        """/write on each web server of the product directly (not through the edge)."""
+        doc = self.doc()
+        return " ".join(f"http://{doc['servers'][w]['address']}/write"
+                        for w in doc["products"][PRODUCT]["web"])
 
     # -- containers
     def sql(self, container: str, query: str, check: bool = True, timeout: float = 30) -> str:
@@ -207,9 +213,10 @@ class Writer:
             return n
 
     def _client(self) -> None:
+        urls = self.site.write_url.split()
         while (n := self._take()) is not None:
             sent = now()
-            request = urllib.request.Request(f"{self.site.write_url}?n={n}",
+            request = urllib.request.Request(f"{urls[n % len(urls)]}?n={n}",
                                              headers={"Host": self.site.host_header})
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as reply:
