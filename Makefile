@@ -52,3 +52,8 @@ bench: bootstrap
 	$(PY) tests/bench/bench_images.py
 	$(PY) tests/bench/bench_web_stack.py
 	$(PY) tests/bench/bench_config_propagation.py
+	$(PY) tests/bench/bench_db_cluster.py
+	$(PY) tests/bench/bench_backup.py
+	$(MAKE) up
+	$(PY) tests/bench/bench_launch.py
+	$(PY) tests/bench/bench_failover.py
