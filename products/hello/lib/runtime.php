@@ -32,8 +32,12 @@ function hello_settings(): array
     return $settings;
 }
 
-function hello_db(array $settings, int $connectTimeout = 2): PDO
+// A connection to the product's database. A database that is gone or frozen must not hold a
+// PHP-FPM worker for long (health checks keep coming, and a pool of blocked workers serves
+// nobody after the failover either): connecting and each answer have time limits.
+function hello_db(array $settings, int $connectTimeout = 2, int $readTimeout = 5): PDO
 {
+    ini_set('mysqlnd.net_read_timeout', (string) $readTimeout);
     $db = $settings['db'];
     $dsn = sprintf('mysql:host=%s;port=%d;dbname=%s;charset=utf8mb4',
         $db['host'], (int) ($db['port'] ?? 3306), $db['name']);
