@@ -434,9 +434,12 @@ def run_fault(site: Site, fault: str, *, prepare: Callable[[Site, dict[str, str]
                 new = site.positions()["master"]
                 return new if new != master else None
             outcome.new_master = wait_for(moved, 90, f"a new master after {fault}", 0.25)
-            wait_for(lambda: any(w.ok and w.server == outcome.new_master and w.sent >
-                                 outcome.fault_at for w in writer.writes), 60,
-                     "a write acknowledged by the new master")
+            try:
+                wait_for(lambda: any(w.ok and w.server == outcome.new_master and w.sent >
+                                     outcome.fault_at for w in writer.writes), 60,
+                         "a write acknowledged by the new master")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{diagnose(site, writer, outcome)}") from None
         time.sleep(settle)
         if callable(extra):
             extra()
@@ -455,6 +458,31 @@ def run_fault(site: Site, fault: str, *, prepare: Callable[[Site, dict[str, str]
     outcome.lost = sorted(w.n for w in writer.acked() if w.n not in present)
     outcome.figures = figures(outcome, len(sampler.rounds))
     return outcome
+
+
+def diagnose(site: Site, writer: Writer, outcome: Outcome) -> str:
+    """What the writes after the fault saw, and what each web server and the watcher say:
+    the message of a failover that moved the master but not the web tier's writes."""
+    after = [w for w in list(writer.writes) if w.sent > (outcome.fault_at or 0)]
+    servers: dict[str, int] = {}
+    errors: dict[str, int] = {}
+    for w in after:
+        if w.ok:
+            servers[w.server] = servers.get(w.server, 0) + 1
+        else:
+            errors[w.error[:160]] = errors.get(w.error[:160], 0) + 1
+    lines = [f"new master {outcome.new_master}; writes after the fault: {len(after)}, "
+             f"acknowledged by {servers}", "errors (count: message):"]
+    lines += [f"  {n}: {e}" for e, n in sorted(errors.items(), key=lambda i: -i[1])[:8]]
+    doc = site.doc()
+    for web in doc["products"][PRODUCT].get("web", []):
+        out = sh("docker", "exec", web, "sh", "-c",
+                 f"cat /srv/www/{PRODUCT}/shared/config/runtime.json /var/lib/hostkit-config-agent/"
+                 "state.json 2>&1; journalctl -u hostkit-config-agent --no-pager -n 5 -o cat",
+                 check=False, timeout=30)
+        lines.append(f"{web}: {(out.stdout + out.stderr)[-1500:]}")
+    lines.append("watcher log:\n" + site.watcher_log(outcome.fault_at - 5)[-3000:])
+    return "\n".join(lines)
 
 
 def figures(o: Outcome, rounds: int) -> dict[str, Any]:
