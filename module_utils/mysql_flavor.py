@@ -86,7 +86,7 @@ def query_rows(conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[d
     if rows and isinstance(rows[0], Mapping):
         return [dict(r) for r in rows]
     names = [d[0] for d in cursor.description or []]
-    return [dict(zip(names, row, strict=False)) for row in rows]
+    return [{name: row[i] for i, name in enumerate(names)} for row in rows]
 
 
 def query_value(conn: Connection, sql: str, params: Sequence[Any] = ()) -> Any:

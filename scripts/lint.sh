@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The lint tier: ruff, yamllint, ansible-lint (production profile), shell syntax, and
+# The lint tier: ruff, vermin, yamllint, ansible-lint (production profile), shell syntax, and
 # ansible-doc rendering every custom module and plugin without a warning.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,6 +12,10 @@ step() { printf '=== lint: %s\n' "$*"; }
 
 step "ruff"
 "$BIN/ruff" check .
+
+step "vermin: code that runs on managed hosts needs no more than Python 3.9 (EL 9)"
+"$BIN/vermin" -q --no-tips --violations -t=3.9- --backport dataclasses --backport typing \
+    module_utils library roles/*/files
 
 step "yamllint"
 "$BIN/yamllint" -s .
