@@ -43,7 +43,7 @@ roles: bootstrap
 	scripts/molecule-roles.sh $(ROLES)
 
 platform: bootstrap
-	$(PY) -m pytest -q -m platform tests/platform
+	$(PY) -m pytest -q -m platform --durations=25 tests/platform
 
 test: lint unit roles platform
 	@echo "make test: every tier passed"
