@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO
@@ -593,15 +593,27 @@ def local_files_to_remove(local: Mapping[str, Iterable[str]], shipped: Mapping[s
 
 
 def stream_start_file(local: Iterable[str], remote: Iterable[str],
-                      master: Sequence[str]) -> tuple[str, str]:
+                      master: Sequence[str],
+                      streamed: Mapping[int, tuple[int, int]] | None = None,
+                      start_of: Callable[[str], dict[int, tuple[int, int]] | None] | None = None
+                      ) -> tuple[str, str]:
     """(file to start streaming from, why). Resume from the newest file this series has
-    locally, else the newest one already in S3 (a new backup host), else the master's
-    oldest binary log. A resume point the master no longer has falls back to its oldest
-    file, and says there is a gap."""
+    locally, else the newest one already in S3 (a new backup host). A resume point the
+    master no longer has falls back to its oldest file, and says there is a gap.
+
+    A new series (a new master after a failover: nothing of it here or in S3) starts from
+    the newest file of the master whose starting GTID position (`start_of(name)`: the GTID
+    list at the top of the file, None when unknown) is already covered by `streamed`, the
+    position the earlier series reached: that file and those after it hold every
+    transaction after it (the new master logged what it replicated, log_slave_updates), so
+    the restore chains the two series by GTID without re-shipping the new master's whole
+    history. When no file starts early enough, the oldest one, and the reason says GAP.
+    Without a position (the very first start) or `start_of`: the oldest file."""
     if not master:
         raise BackupError("the master lists no binary logs (is log_bin on?)")
     on_master = set(master)
-    oldest = sorted(master, key=binlog_order)[0]
+    ordered_master = sorted(master, key=binlog_order)
+    oldest = ordered_master[0]
     for source, names in (("local copy", local), ("S3", remote)):
         ordered = sorted((n for n in names if is_binlog_name(n)), key=binlog_order)
         if ordered:
@@ -610,7 +622,24 @@ def stream_start_file(local: Iterable[str], remote: Iterable[str],
                 return newest, f"resuming at {newest} (newest {source})"
             return oldest, (f"GAP: {newest} (newest {source}) is no longer on the master; "
                             f"starting at its oldest binary log {oldest}")
-    return oldest, f"first start: from the master's oldest binary log {oldest}"
+    if not streamed or start_of is None:
+        return oldest, f"first start: from the master's oldest binary log {oldest}"
+    reached = format_gtid_list(streamed)
+    starts: dict[str, dict[int, tuple[int, int]] | None] = {}
+    for name in reversed(ordered_master):
+        starts[name] = start_of(name)
+        if starts[name] is not None and gtid_covers(streamed, starts[name] or {}):
+            return name, (f"new series: from {name}, the master's newest binary log that "
+                          f"starts at or before GTID {reached} (streamed before) "
+                          f"[starts at {format_gtid_list(starts[name] or {})}]")
+    first = starts.get(oldest)
+    if first is None:
+        return oldest, (f"new series: from the master's oldest binary log {oldest} (where "
+                        f"its binary logs start is unknown; streamed before: {reached})")
+    return oldest, (f"GAP: the master's oldest binary log {oldest} starts at GTID "
+                    f"{format_gtid_list(first)}, after GTID {reached} streamed before: the "
+                    "transactions between are in no binary log of this master; starting at "
+                    f"{oldest}")
 
 
 def segment_chain(segments: Mapping[int, int]) -> list[tuple[int, int]]:
@@ -689,9 +718,11 @@ def plan_restore(manifests: Sequence[Mapping[str, Any]], binlogs: Sequence[Binlo
     A series is one master's files (a failover starts a new one, whose files repeat the
     history it replicated). Step by step, among the series that hold transactions beyond the
     position reached, the replay takes one that can start there (a file whose starting
-    position is already reached) and reaches furthest, from that file on, leaving out files
-    that begin after the restore time. A hole between the snapshot and the binary logs is
-    an error, not a silently shorter restore."""
+    position is already reached) and reaches furthest, from that file on as far as its files
+    join by GTID (a series left and entered again has a hole: its later files wait for
+    another series to reach them), leaving out files that begin after the restore time. A
+    hole between the snapshot and the binary logs is an error, not a silently shorter
+    restore."""
     snapshot = choose_snapshot(manifests, restore_time)
     position = parse_gtid_list(snapshot["gtid"])
     stop_at = None if restore_time is None else (
@@ -710,22 +741,31 @@ def plan_restore(manifests: Sequence[Mapping[str, Any]], binlogs: Sequence[Binlo
         for series, files in sorted(remaining.items()):
             if not files[-1].gtid_end or gtid_covers(position, files[-1].gtid_end):
                 continue  # nothing in this series beyond the position reached
-            run = _series_run(series, files, position)
-            if run is None:
+            found = _series_run(series, files, position)
+            if found is None:
                 blocked.append((series, files[0]))
                 continue
-            reach = gtid_merge(position, run[-1].gtid_end)
+            run, rest, reach = found
             options.append((-sum(seq for _, seq in reach.values()), files[0].first_ts, series,
-                            run, reach))
+                            run, rest, reach))
         if not options:
             break
-        _, _, series, run, reach = min(options, key=lambda o: o[:3])
+        _, _, series, run, rest, reach = min(options, key=lambda o: o[:3])
         if not run[-1].final:
             notes.append(f"{series}/{run[-1].name} is still growing: replaying the "
                          f"{run[-1].size} bytes shipped so far")
+        if rest:
+            notes.append(f"{series}/{rest[0].name} starts at GTID "
+                         f"{format_gtid_list(rest[0].gtid_start)}, after the end of "
+                         f"{run[-1].name} ({format_gtid_list(run[-1].gtid_end)}): the series "
+                         "was left and entered again; its later files wait for another series "
+                         "to reach their start")
         steps.append(ReplayStep(series, format_gtid_list(position), tuple(run)))
         position = reach
-        del remaining[series]
+        if rest:
+            remaining[series] = rest
+        else:
+            del remaining[series]
     for series, first in blocked:
         if not gtid_covers(position, remaining[series][-1].gtid_end):
             raise BackupError(
@@ -737,9 +777,19 @@ def plan_restore(manifests: Sequence[Mapping[str, Any]], binlogs: Sequence[Binlo
 
 
 def _series_run(series: str, files: Sequence[BinlogObject],
-                position: Mapping[int, tuple[int, int]]) -> list[BinlogObject] | None:
+                position: Mapping[int, tuple[int, int]]
+                ) -> tuple[list[BinlogObject], list[BinlogObject],
+                           dict[int, tuple[int, int]]] | None:
     """The files of one series to replay from `position`: from the newest file whose start
-    the position covers, to the end; None when no file starts early enough."""
+    the position covers, as far as the files join by GTID (each file starts where the ones
+    before it ended); None when no file starts early enough. Returns (run, the files after
+    a GTID hole, the position the run reaches).
+
+    A hole inside a series is a master that was left and followed again later (a failover
+    back to it under the same name and server_id): the file streamed last before the
+    failover stops where the stream stopped, while the master wrote on into it (what it
+    replicated from the other master, whose own series has those transactions). The files
+    after the hole are replayed only once another series has reached their start."""
     start = None
     for index, obj in enumerate(files):
         if gtid_covers(position, obj.gtid_start):
@@ -747,11 +797,17 @@ def _series_run(series: str, files: Sequence[BinlogObject],
     if start is None:
         return None
     run = list(files[start:])
-    for before, after in zip(run, run[1:]):  # noqa: B905 (strict= needs Python 3.10)
-        if binlog_order(after.name)[1] != binlog_order(before.name)[1] + 1:
-            raise BackupError(f"binary logs of {series}: {before.name} is followed by "
-                              f"{after.name}; the files between were never shipped")
-    return run
+    reach = dict(position)
+    for index, obj in enumerate(run):
+        if index:
+            before = run[index - 1]
+            if binlog_order(obj.name)[1] != binlog_order(before.name)[1] + 1:
+                raise BackupError(f"binary logs of {series}: {before.name} is followed by "
+                                  f"{obj.name}; the files between were never shipped")
+            if not gtid_covers(reach, obj.gtid_start):
+                return run[:index], run[index:], reach
+        reach = gtid_merge(reach, obj.gtid_end)
+    return run, [], reach
 
 
 def assemble_binlog_objects(listing: Mapping[str, int], metadata: Mapping[str, Mapping[str, str]]

@@ -318,6 +318,41 @@ def test_stream_start_file(local: list, remote: list, master: list, start: str,
     assert chosen == start and why in reason
 
 
+NEW_MASTER_STARTS = {"c.000001": {}, "c.000002": {0: (11, 40)}, "c.000003": {0: (11, 75)},
+                     "c.000004": {0: (12, 95)}}
+
+
+@pytest.mark.parametrize(("streamed", "start", "why"), [
+    # the old master's series reached 0-11-78: the new master's c.000003 starts at 0-11-75
+    ({0: (11, 78)}, "c.000003", "new series: from c.000003"),
+    ({0: (11, 75)}, "c.000003", "starts at or before GTID 0-11-75"),
+    ({0: (11, 50)}, "c.000002", "new series: from c.000002"),
+    ({0: (12, 99)}, "c.000004", "new series: from c.000004"),
+    ({}, "c.000001", "first start"),
+])
+def test_a_new_series_starts_at_the_newest_file_the_old_one_covers(
+        streamed: dict, start: str, why: str) -> None:
+    chosen, reason = mb.stream_start_file([], [], list(NEW_MASTER_STARTS), streamed,
+                                          NEW_MASTER_STARTS.get)
+    assert chosen == start and why in reason
+
+
+def test_a_new_series_that_starts_too_late_says_gap() -> None:
+    starts = {"c.000007": {0: (11, 90)}, "c.000008": {0: (12, 95)}}
+    chosen, reason = mb.stream_start_file([], [], list(starts), {0: (11, 78)}, starts.get)
+    assert chosen == "c.000007"
+    assert reason.startswith("GAP: the master's oldest binary log c.000007 starts at GTID "
+                             "0-11-90, after GTID 0-11-78")
+    # Where the files start cannot be told: the oldest, without a claim either way.
+    chosen, reason = mb.stream_start_file([], [], list(starts), {0: (11, 78)},
+                                          lambda _name: None)
+    assert chosen == "c.000007" and "unknown" in reason
+    # A series that exists already resumes, whatever the position.
+    chosen, reason = mb.stream_start_file(["c.000008"], [], list(starts), {0: (11, 78)},
+                                          starts.get)
+    assert chosen == "c.000008" and "newest local copy" in reason
+
+
 def test_stream_start_needs_binlogs_on_the_master() -> None:
     with pytest.raises(mb.BackupError, match="lists no binary logs"):
         mb.stream_start_file([], [], [])
@@ -416,6 +451,30 @@ def test_plan_across_a_failover_chains_series_when_the_new_one_starts_later() ->
         ("db1-sid11", "0-11-50", ["b.000001", "b.000002", "b.000003"]),
         ("db2-sid12", "0-11-78", ["c.000009"])]
     assert plan.reaches == "0-12-90"
+
+
+def test_plan_across_a_failover_and_back_fills_the_hole_from_the_other_series() -> None:
+    """db1 -> db2 (failover) -> db1 (switchover back, same name and server_id: the same
+    series). b.000009 was shipped as far as the stream got before the first failover
+    (0-11-78); db1 then wrote on into it what it replicated from db2, which only db2's
+    series holds. By file number db1's files join; by GTID they do not: the replay takes
+    db1 to 0-11-78, db2 to 0-12-120, then db1 again from b.000010."""
+    snaps = [manifest(T0, gtid="0-11-50")]
+    logs = [bl("db1-sid11", "b.000008", "0-11-40", "0-11-70", ts(-5)),
+            bl("db1-sid11", "b.000009", "0-11-70", "0-11-78", ts(3)),
+            bl("db1-sid11", "b.000010", "0-12-110", "0-11-150", ts(30)),
+            bl("db2-sid12", "c.000004", "0-11-75", "0-12-120", ts(4))]
+    plan = mb.plan_restore(snaps, logs)
+    assert [(s.series, s.start_gtid, [f.name for f in s.files]) for s in plan.steps] == [
+        ("db1-sid11", "0-11-50", ["b.000008", "b.000009"]),
+        ("db2-sid12", "0-11-78", ["c.000004"]),
+        ("db1-sid11", "0-12-120", ["b.000010"])]
+    assert plan.reaches == "0-11-150"
+    assert any("b.000010 starts at GTID 0-12-110, after the end of b.000009" in n
+               for n in plan.notes)
+    # Without db2's files the hole is refused, not replayed over.
+    with pytest.raises(mb.BackupError, match=r"\(b.000010\), after the position 0-11-78"):
+        mb.plan_restore(snaps, logs[:3])
 
 
 def test_assemble_objects_from_listing_and_metadata() -> None:
