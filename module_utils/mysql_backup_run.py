@@ -6,7 +6,9 @@ configuration in /etc/hostkit/mysql-backup.json):
   backup          one snapshot: mariabackup | zstd -> S3 multipart upload, verified, then
                   its manifest, then the "latest" pointer, then retention (systemd timer)
   stream-binlogs  follow the master named in the binlog source file with
-                  `mariadb-binlog --read-from-remote-server --raw --stop-never` (service)
+                  `mariadb-binlog --read-from-remote-server --raw --stop-never` (service);
+                  with a global config configured, keep that file in line with the
+                  product's master in the global config document (a failover moves it)
   ship-binlogs    upload closed binary logs whole and the growing one in segments, every
                   few seconds (service); --once for a single pass
   list            the snapshots in S3 (JSON)
@@ -39,6 +41,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from module_utils.global_config import (
+    EpochGuard,
+    GlobalConfig,
+    GlobalConfigError,
+    Reader,
+    make_client,
+)
 from module_utils.mysql_backup import (
     UTC,
     BackupError,
@@ -48,9 +57,11 @@ from module_utils.mysql_backup import (
     binlog_series,
     binlogs_prefix,
     binlogs_to_delete,
+    check_binlog_name,
     check_product,
     check_server,
     format_gtid_list,
+    gtid_merge,
     is_binlog_name,
     iso,
     latest_document,
@@ -110,6 +121,15 @@ class Config:
     stream_server_id: int = 1999999999
     env_file: str = "/etc/hostkit/mysql-backup.env"
     commands: dict[str, str] = field(default_factory=dict)
+    # The global config document the binlog source follows (products.<product>.db.master);
+    # an empty bucket: the source file is left to whoever writes it (inventory, failover).
+    global_config_bucket: str = ""
+    global_config_key: str = "global-config.json"
+    global_config_region: str = ""
+    global_config_endpoint_url: str = ""
+    global_config_interval: float = 5.0
+    # MariaDB port of a master taken from the global config (the document has addresses).
+    master_port: int = 3306
 
     def command(self, name: str) -> str:
         defaults = {"mariabackup": "mariabackup", "zstd": "zstd", "mbstream": "mbstream",
@@ -142,6 +162,11 @@ def load_config(path: str) -> Config:
     if config.keep_recent < 1 or config.keep_daily < 0:
         raise BackupError(f"configuration {path}: keep_recent must be >= 1 and keep_daily "
                           ">= 0")
+    if not 0 < int(config.master_port) < 65536:
+        raise BackupError(f"configuration {path}: master_port {config.master_port!r} is not "
+                          "1-65535")
+    if config.global_config_bucket and float(config.global_config_interval) < 0.1:
+        raise BackupError(f"configuration {path}: global_config_interval must be >= 0.1")
     return config
 
 
@@ -165,8 +190,9 @@ def load_env_file(path: str) -> None:
 
 def read_source(path: str) -> tuple[str, int, str]:
     """The master the binary log stream follows: {"host": ..., "port": ..., "name": ...}
-    (host and port to connect to; name, default host, names the series). A failover
-    rewrites this one file (atomically) to repoint the stream."""
+    (host and port to connect to; name, default host, names the series; other keys are
+    notes). Rewriting this one file (atomically) repoints the stream: the role does from
+    the inventory, the SourceFollower from the global config document."""
     try:
         doc = json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -470,9 +496,74 @@ def master_facts(config: Config, host: str, port: int) -> tuple[int, list[str]]:
     return server_id, names
 
 
+def master_binlog_start(config: Config, host: str, port: int, name: str
+                        ) -> dict[int, tuple[int, int]] | None:
+    """Where one of the master's binary logs starts: the GTID list event at its top
+    (SHOW BINLOG EVENTS, which the stream account may run: BINLOG MONITOR); None when it
+    cannot be told."""
+    import pymysql
+
+    try:
+        conn = pymysql.connect(host=host, port=port,
+                               read_default_file=config.binlog_options_file,
+                               connect_timeout=10, read_timeout=30)
+    except pymysql.MySQLError as exc:
+        log(f"cannot ask master {host}:{port} where {name} starts: {exc}")
+        return None
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW BINLOG EVENTS IN %s LIMIT 4", (check_binlog_name(name),))
+            rows = cur.fetchall()
+    except pymysql.MySQLError as exc:
+        log(f"cannot ask master {host}:{port} where {name} starts: {exc}")
+        return None
+    finally:
+        conn.close()
+    return gtid_list_from_events(rows)
+
+
+def gtid_list_from_events(rows: Sequence[Sequence[Any]]) -> dict[int, tuple[int, int]] | None:
+    """The position in the Gtid_list event among SHOW BINLOG EVENTS rows (Log_name, Pos,
+    Event_type, Server_id, End_log_pos, Info), e.g. Info '[0-11-5,1-12-7]'; None without
+    one or when its Info cannot be read."""
+    for row in rows:
+        if len(row) >= 6 and str(row[2]) == "Gtid_list":
+            text = str(row[5] or "").strip().strip("[]").replace(" ", "")
+            try:
+                return parse_gtid_list(text)
+            except BackupError:
+                return None
+    return None
+
+
+def streamed_position(config: Config, store: S3Store | None) -> dict[int, tuple[int, int]]:
+    """How far the binary logs shipped so far reach (every series): the shipper's state on
+    this host, and the objects in S3 (a new backup host). What is streamed but not shipped
+    yet is left out: a lower position only means starting a new series one file earlier."""
+    position: dict[int, tuple[int, int]] = {}
+    state = read_json(Path(config.state_dir, "binlog-state.json"), {}) or {}
+    for files in (state.get("shipped") or {}).values():
+        for record in (files or {}).values():
+            scan = record.get("scan") if isinstance(record, dict) else None
+            if scan and scan.get("gtid_end"):
+                with contextlib.suppress(BackupError):
+                    position = gtid_merge(position, parse_gtid_list(scan["gtid_end"]))
+    if store is not None:
+        try:
+            for obj in list_binlog_objects(store, config.product, cache_path=str(
+                    Path(config.state_dir, "binlog-metadata-cache.json"))):
+                position = gtid_merge(position, obj.gtid_end)
+        except Exception as exc:  # S3 down: what this host shipped is enough to go on
+            log(f"cannot list the binary logs in S3 ({' '.join(str(exc).split())}); "
+                "going by this host's shipping state")
+    return position
+
+
 def prepare_stream(config: Config, store: S3Store | None, host: str, port: int,
                    facts: Callable[..., tuple[int, list[str]]] = master_facts,
-                   name: str | None = None) -> tuple[str, Path, str, list[str]]:
+                   name: str | None = None,
+                   starts: Callable[..., dict[int, tuple[int, int]] | None]
+                   = master_binlog_start) -> tuple[str, Path, str, list[str]]:
     """Where and from which file to stream: (series, directory, start file, command)."""
     server_id, names = facts(config, host, port)
     series = binlog_series(name or host, server_id)
@@ -483,7 +574,9 @@ def prepare_stream(config: Config, store: S3Store | None, host: str, port: int,
     if store is not None and not local:
         remote = sorted({info.name for key in store.list(binlogs_prefix(config.product, series))
                          if (info := parse_binlog_key(key))})
-    start, why = stream_start_file(local, remote, names)
+    streamed = streamed_position(config, store) if not local and not remote else {}
+    start, why = stream_start_file(local, remote, names, streamed,
+                                   lambda file: starts(config, host, port, file))
     log(f"binlog stream from {host}:{port} (server_id {server_id}, series {series}): {why}")
     command = [config.command("mariadb_binlog")]
     if config.binlog_options_file:
@@ -498,14 +591,160 @@ def prepare_stream(config: Config, store: S3Store | None, host: str, port: int,
     return series, directory, start, command
 
 
+# --------------------------------------------------------------------------- following the master
+
+def document_master(doc: Mapping[str, Any], product: str, server: str) -> tuple[str, str]:
+    """(name, address) of the product's master in a global config document that describes
+    this server's cluster; BackupError saying why not otherwise."""
+    epoch = doc.get("epoch")
+    entry = (doc.get("products") or {}).get(product)
+    if not isinstance(entry, Mapping):
+        raise BackupError(f"epoch {epoch} has no product '{product}'")
+    db = entry.get("db") or {}
+    if server not in db.values():
+        raise BackupError(f"epoch {epoch}: products.{product}.db does not list this server "
+                          f"'{server}' (the document describes another cluster)")
+    master = db.get("master")
+    if not master:
+        raise BackupError(f"epoch {epoch} names no master for products.{product}.db.master")
+    address = ((doc.get("servers") or {}).get(master) or {}).get("address")
+    if not isinstance(address, str) or not address:
+        raise BackupError(f"epoch {epoch}: master '{master}' has no servers.{master}.address")
+    check_server(master, "master")
+    return master, address
+
+
+class SourceFollower:
+    """Keeps the binlog source file in line with the product's master in the global config
+    document (products.<product>.db.master -> servers.<master>.address), which a failover
+    rewrites (epoch + 1). A conditional GET (If-None-Match) every `global_config_interval`
+    seconds, through global_config.Reader: only valid documents whose epoch is not lower
+    than the last accepted one (kept across restarts in the state file) count. When the
+    master's name, address or port differ from the file's, the file is rewritten atomically;
+    run_stream sees the change and restarts the stream towards the new master.
+
+    An invalid document, a lower epoch, a document that names no master or does not list
+    this server, S3 unreachable: the file stays as it is, one log line says why (once per
+    distinct problem), and the next check comes at the usual interval. Nothing here ever
+    stops the stream."""
+
+    def __init__(self, config: Config, reader: Reader,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.reader = reader
+        self.clock = clock
+        self.state_path = source_state_path(config)
+        self.next_check = 0.0
+        self.problem: str | None = None
+
+    @property
+    def location(self) -> str:
+        return self.reader.store.location
+
+    def due(self) -> bool:
+        return self.clock() >= self.next_check
+
+    def check_if_due(self) -> bool:
+        return self.check() if self.due() else False
+
+    def check(self) -> bool:
+        """One conditional read of the document; True when the source file was rewritten."""
+        self.next_check = self.clock() + float(self.config.global_config_interval)
+        try:
+            fresh = self.reader.poll()
+            doc = self.reader.doc
+            if doc is None:  # cannot happen: poll raised or returned a document
+                raise BackupError("no document read yet")
+            name, address = document_master(doc, self.config.product, self.config.server)
+            changed = self._align(doc, name, address)
+        except (GlobalConfigError, BackupError, OSError) as exc:
+            self._failed(" ".join(str(exc).split()))
+            return False
+        except Exception as exc:  # never let a poll end the stream
+            self._failed(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}")
+            return False
+        if self.problem is not None:
+            log(f"global config {self.location} readable again (epoch {doc['epoch']}, "
+                f"master {name})")
+            self.problem = None
+            fresh = doc
+        if fresh is not None or changed:
+            self._save(master=name, address=address, last_error=None)
+        return changed
+
+    def _align(self, doc: Mapping[str, Any], name: str, address: str) -> bool:
+        port = int(self.config.master_port)
+        try:
+            current: tuple[str, int, str] | None = read_source(self.config.source_file)
+        except BackupError:
+            current = None
+        if current == (address, port, name):
+            return False
+        write_json_atomic(self.config.source_file, {
+            "host": address, "port": port, "name": name, "epoch": doc["epoch"],
+            "from": self.location})
+        was = f"{current[2]} ({current[0]}:{current[1]})" if current else "no valid source"
+        log(f"binlog source: global config epoch {doc['epoch']} names master {name} "
+            f"({address}:{port}), the source file named {was}: rewrote "
+            f"{self.config.source_file}")
+        return True
+
+    def _failed(self, message: str) -> None:
+        if message != self.problem:
+            log(f"binlog source not checked against the global config: {message}; keeping "
+                f"{self.config.source_file} as it is, retrying every "
+                f"{float(self.config.global_config_interval):g}s")
+            self.problem = message
+            self._save(last_error={"at": iso(now_utc()), "message": message})
+
+    def _save(self, **values: Any) -> None:
+        """The state file for monitoring and for the epoch floor of the next start; a state
+        file that cannot be written is said, and the stream goes on."""
+        state = read_json(self.state_path, {}) or {}
+        state.update(values, source=self.location, epoch=self.reader.guard.epoch,
+                     etag=self.reader.etag, checked_at=iso(now_utc()))
+        try:
+            write_json_atomic(self.state_path, state)
+        except OSError as exc:
+            log(f"cannot write {self.state_path}: {exc}")
+
+
+def source_state_path(config: Config) -> Path:
+    return Path(config.state_dir, "binlog-source-state.json")
+
+
+def follower_for(config: Config, client: Any | None = None) -> SourceFollower | None:
+    """The follower of the configured global config document (None when none is): one
+    attempt per check with short timeouts (the next check is the retry), the epoch accepted
+    before this start as the floor."""
+    if not config.global_config_bucket:
+        return None
+    if client is None:
+        client = make_client(config.global_config_region or config.region or None,
+                             config.global_config_endpoint_url or None, max_attempts=1,
+                             connect_timeout=2, read_timeout=5)
+    store = GlobalConfig(client, config.global_config_bucket, config.global_config_key)
+    epoch = (read_json(source_state_path(config), {}) or {}).get("epoch")
+    guard = EpochGuard(epoch if isinstance(epoch, int) and not isinstance(epoch, bool)
+                       else None)
+    return SourceFollower(config, Reader(store, guard))
+
+
 def run_stream(config: Config, store: S3Store | None, poll: float = 1.0,
-               facts: Callable[..., tuple[int, list[str]]] = master_facts) -> int:
+               facts: Callable[..., tuple[int, list[str]]] = master_facts,
+               follower: SourceFollower | None = None,
+               starts: Callable[..., dict[int, tuple[int, int]] | None]
+               = master_binlog_start) -> int:
     """Run mariadb-binlog as a child; return when it ends (its status) or when the source
-    file changes (0: systemd starts the stream again, towards the new master)."""
+    file changes (0: systemd starts the stream again, towards the new master). With a
+    follower, the source file is first put in line with the global config (before any
+    connection to a master that may be gone), then checked against it while streaming."""
+    if follower is not None:
+        follower.check()
     host, port, name = read_source(config.source_file)
     source_text = Path(config.source_file).read_text()
     _series, _directory, _start, command = prepare_stream(config, store, host, port, facts,
-                                                          name)
+                                                          name, starts)
     child = subprocess.Popen(command)
     stopping = {"signal": 0}
 
@@ -526,6 +765,8 @@ def run_stream(config: Config, store: S3Store | None, poll: float = 1.0,
                     return 0
                 raise BackupError(f"mariadb-binlog from {host}:{port} exited with status "
                                   f"{status}")
+            if follower is not None and not stopping["signal"]:
+                follower.check_if_due()
             if _source_changed(config.source_file, source_text):
                 log(f"binlog source changed (was {host}:{port}): restarting the stream")
                 child.terminate()
@@ -900,7 +1141,7 @@ def _dispatch(args: argparse.Namespace, config: Config, client: Any | None) -> i
                           "retention": result.retention, "seconds": result.seconds}))
         return 0
     if args.command == "stream-binlogs":
-        return run_stream(config, store_for(config, client))
+        return run_stream(config, store_for(config, client), follower=follower_for(config, client))
     if args.command == "ship-binlogs":
         shipper = Shipper(config, store_for(config, client))
         if args.once:
@@ -939,7 +1180,8 @@ def _dispatch(args: argparse.Namespace, config: Config, client: Any | None) -> i
     if args.command == "status":
         print(json.dumps({"backup": read_json(state_path, {}),
                           "binlogs": read_json(Path(config.state_dir, "binlog-state.json"), {}),
-                          "stream": read_json(current_series_path(config), {})}, indent=2))
+                          "stream": read_json(current_series_path(config), {}),
+                          "source": read_json(source_state_path(config), {})}, indent=2))
         return 0
     raise BackupError(f"unknown command {args.command}")
 
