@@ -171,6 +171,33 @@ def binlog_series(master_host: str, server_id: int) -> str:
     return f"{master_host}-sid{server_id}"
 
 
+def is_series_of(series: str | None, base: str) -> bool:
+    """Whether `series` is one of the series of the master whose binlog_series is `base`:
+    `base` itself, or a later stint `base-<stamp>` (see stream_series)."""
+    if not series:
+        return False
+    return series == base or bool(re.fullmatch(re.escape(base) + "-" + _STAMP_RE, series))
+
+
+def stream_series(base: str, current: str | None, known: Iterable[str],
+                  moment: datetime) -> tuple[str, str]:
+    """(series to stream the master `base` into, why). The series being streamed
+    (`current`) when it is this master's: a restarted stream resumes there. Otherwise the
+    stream switches to this master (a failover, a switchover back, a new backup host): the
+    plain `base` the first time, a new stint `base-<stamp>` when `base` already has files
+    (`known`: series with files in S3, in the shipping state or here). A master followed
+    again, or rebuilt with the same server_id (its binary logs numbered from 1 again), so
+    never writes into names shipped before; each stint starts where the shipped binary logs
+    end (stream_start_file), and the restore chains the series by GTID."""
+    if current and is_series_of(current, base):
+        return current, f"resuming series {current}"
+    if base not in set(known):
+        return base, f"new series {base}"
+    series = f"{base}-{stamp(moment)}"
+    check_server(series, "binlog series")
+    return series, f"new series {series} (the master is followed again: {base} has files)"
+
+
 def binlog_key(product: str, series: str, name: str) -> str:
     check_binlog_name(name)
     return f"{binlogs_prefix(product, series)}{name}"

@@ -63,6 +63,7 @@ from module_utils.mysql_backup import (
     format_gtid_list,
     gtid_merge,
     is_binlog_name,
+    is_series_of,
     iso,
     latest_document,
     latest_key,
@@ -83,6 +84,7 @@ from module_utils.mysql_backup import (
     should_replace_latest,
     snapshot_keys,
     snapshots_prefix,
+    stream_series,
     stream_start_file,
     validate_manifest,
 )
@@ -536,27 +538,42 @@ def gtid_list_from_events(rows: Sequence[Sequence[Any]]) -> dict[int, tuple[int,
     return None
 
 
-def streamed_position(config: Config, store: S3Store | None) -> dict[int, tuple[int, int]]:
-    """How far the binary logs shipped so far reach (every series): the shipper's state on
-    this host, and the objects in S3 (a new backup host). What is streamed but not shipped
-    yet is left out: a lower position only means starting a new series one file earlier."""
-    position: dict[int, tuple[int, int]] = {}
+@dataclass
+class Shipped:
+    """What the binary logs shipped so far are: the series that have files (in S3, in this
+    host's shipping state, here), and how far they reach together."""
+    series: set[str] = field(default_factory=set)
+    position: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+
+def shipped_binlogs(config: Config, store: S3Store | None) -> Shipped:
+    """The shipper's state and local files on this host, and the objects in S3 (a new
+    backup host). What is streamed but not shipped yet does not count for the position: a
+    lower position only means starting a new series one file earlier."""
+    found = Shipped()
     state = read_json(Path(config.state_dir, "binlog-state.json"), {}) or {}
-    for files in (state.get("shipped") or {}).values():
+    for series, files in (state.get("shipped") or {}).items():
+        if files:
+            found.series.add(series)
         for record in (files or {}).values():
             scan = record.get("scan") if isinstance(record, dict) else None
             if scan and scan.get("gtid_end"):
                 with contextlib.suppress(BackupError):
-                    position = gtid_merge(position, parse_gtid_list(scan["gtid_end"]))
+                    found.position = gtid_merge(found.position, parse_gtid_list(scan["gtid_end"]))
+    root = Path(config.binlog_dir)
+    if root.is_dir():
+        found.series |= {d.name for d in root.iterdir()
+                         if d.is_dir() and any(is_binlog_name(p.name) for p in d.iterdir())}
     if store is not None:
         try:
             for obj in list_binlog_objects(store, config.product, cache_path=str(
                     Path(config.state_dir, "binlog-metadata-cache.json"))):
-                position = gtid_merge(position, obj.gtid_end)
+                found.series.add(obj.series)
+                found.position = gtid_merge(found.position, obj.gtid_end)
         except Exception as exc:  # S3 down: what this host shipped is enough to go on
             log(f"cannot list the binary logs in S3 ({' '.join(str(exc).split())}); "
                 "going by this host's shipping state")
-    return position
+    return found
 
 
 def prepare_stream(config: Config, store: S3Store | None, host: str, port: int,
@@ -566,7 +583,13 @@ def prepare_stream(config: Config, store: S3Store | None, host: str, port: int,
                    = master_binlog_start) -> tuple[str, Path, str, list[str]]:
     """Where and from which file to stream: (series, directory, start file, command)."""
     server_id, names = facts(config, host, port)
-    series = binlog_series(name or host, server_id)
+    base = binlog_series(name or host, server_id)
+    current = (read_json(current_series_path(config), {}) or {}).get("series")
+    shipped: Shipped | None = None
+    if not is_series_of(current, base):
+        shipped = shipped_binlogs(config, store)
+    series, series_why = stream_series(base, current, shipped.series if shipped else (),
+                                       now_utc())
     directory = Path(config.binlog_dir, series)
     directory.mkdir(parents=True, exist_ok=True)
     local = [p.name for p in directory.iterdir() if is_binlog_name(p.name)]
@@ -574,10 +597,11 @@ def prepare_stream(config: Config, store: S3Store | None, host: str, port: int,
     if store is not None and not local:
         remote = sorted({info.name for key in store.list(binlogs_prefix(config.product, series))
                          if (info := parse_binlog_key(key))})
-    streamed = streamed_position(config, store) if not local and not remote else {}
-    start, why = stream_start_file(local, remote, names, streamed,
+    if not local and not remote and shipped is None:
+        shipped = shipped_binlogs(config, store)
+    start, why = stream_start_file(local, remote, names, shipped.position if shipped else None,
                                    lambda file: starts(config, host, port, file))
-    log(f"binlog stream from {host}:{port} (server_id {server_id}, series {series}): {why}")
+    log(f"binlog stream from {host}:{port} (server_id {server_id}): {series_why}: {why}")
     command = [config.command("mariadb_binlog")]
     if config.binlog_options_file:
         command.append(f"--defaults-extra-file={config.binlog_options_file}")

@@ -353,6 +353,24 @@ def test_a_new_series_that_starts_too_late_says_gap() -> None:
     assert chosen == "c.000008" and "newest local copy" in reason
 
 
+def test_stream_series_resumes_or_starts_a_new_stint() -> None:
+    moment = datetime(2026, 11, 28, 9, 18, 52, tzinfo=mb.UTC)
+    stint = "db-1-sid11-20261128T091852Z"
+    # a restart: the series being streamed, plain or a stint
+    assert mb.stream_series("db-1-sid11", "db-1-sid11", ["db-1-sid11"], moment)[0] == \
+        "db-1-sid11"
+    assert mb.stream_series("db-1-sid11", stint, ["db-1-sid11", stint], moment)[0] == stint
+    # a switch to a master streamed for the first time, then to one followed again
+    assert mb.stream_series("db-1-sid11", "db-2-sid12", ["db-2-sid12"], moment)[0] == \
+        "db-1-sid11"
+    series, why = mb.stream_series("db-1-sid11", "db-2-sid12", ["db-1-sid11"], moment)
+    assert series == stint and "followed again" in why
+    # another master whose name starts alike is not this one
+    assert not mb.is_series_of("db-1-sid11-x", "db-1-sid11")
+    assert not mb.is_series_of("db-1-sid111", "db-1-sid11")
+    assert not mb.is_series_of(None, "db-1-sid11")
+
+
 def test_stream_start_needs_binlogs_on_the_master() -> None:
     with pytest.raises(mb.BackupError, match="lists no binary logs"):
         mb.stream_start_file([], [], [])

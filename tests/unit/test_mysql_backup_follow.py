@@ -363,12 +363,44 @@ def test_a_new_series_starts_where_the_shipped_binlogs_end(
     run.write_json_atomic(Path(config.state_dir, "binlog-state.json"), {"shipped": {
         "hostkit-db-1-sid11": {"b.000010": {"final": True, "offset": 9, "scan": {
             "gtid_end": "0-11-96"}}}}})
-    assert run.streamed_position(config, backups) == {0: (11, 96)}
-    new_dir = Path(config.binlog_dir, "hostkit-db-2-sid12")
-    new_dir.rmdir()
-    _, _, start, _ = run.prepare_stream(config, backups, "172.18.0.12", 3306, facts,
-                                        "hostkit-db-2", start_of)
-    assert start == "c.000004"
+    shipped = run.shipped_binlogs(config, backups)
+    assert shipped.position == {0: (11, 96)}
+    assert shipped.series == {"hostkit-db-1-sid11"}
+    Path(config.binlog_dir, "hostkit-db-2-sid12").rmdir()  # (nothing streamed into it)
+    series, _, start, _ = run.prepare_stream(config, backups, "172.18.0.12", 3306, facts,
+                                             "hostkit-db-2", start_of)
+    assert (series, start) == ("hostkit-db-2-sid12", "c.000004")
+
+
+def test_a_master_followed_again_gets_a_new_series(
+        s3: Any, config: run.Config, capsys: pytest.CaptureFixture[str]) -> None:
+    """db-1 -> db-2 -> db-1 again (a switchover back, or db-1 re-seeded with the same
+    server_id and its binary logs numbered from 1 again): the stream never writes into the
+    names db-1's first series shipped; a restart of the stream stays in its stint."""
+    s3.create_bucket(Bucket=config.bucket)
+    backups = S3Store(config.bucket, client=s3)
+    s3.put_object(Bucket=config.bucket, Key=mb.binlog_key("hello", "hostkit-db-1-sid11",
+                                                          "b.000001"), Body=b"x", Metadata={
+        "gtid-start": "", "gtid-end": "0-11-78", "first-ts": "1", "last-ts": "2"})
+    run.write_json_atomic(run.current_series_path(config), {"series": "hostkit-db-2-sid12"})
+
+    def facts(_cfg: run.Config, _host: str, _port: int) -> tuple[int, list[str]]:
+        return 11, ["b.000001", "b.000002"]
+
+    starts = {"b.000001": {}, "b.000002": {0: (12, 120)}}
+    series, directory, start, _ = run.prepare_stream(
+        config, backups, "172.18.0.11", 3306, facts, "hostkit-db-1",
+        lambda _c, _h, _p, name: starts[name])
+    assert mb.is_series_of(series, "hostkit-db-1-sid11") and series != "hostkit-db-1-sid11"
+    assert series.startswith("hostkit-db-1-sid11-20") and series.endswith("Z")
+    assert start == "b.000001"  # 0-12-120 is beyond what was shipped (0-11-78)
+    assert "the master is followed again" in capsys.readouterr().err
+    # The stream restarts (same master): the same stint, from its newest local file.
+    (directory / "b.000001").write_bytes(b"")
+    (directory / "b.000002").write_bytes(b"")
+    again, _, start, _ = run.prepare_stream(config, backups, "172.18.0.11", 3306, facts,
+                                            "hostkit-db-1", lambda *_: None)
+    assert (again, start) == (series, "b.000002")
 
 
 def test_gtid_list_from_show_binlog_events() -> None:

@@ -462,7 +462,8 @@ def test_plan_by_time_and_snapshot_choice(s3: Any, config: run.Config) -> None:
 def test_stream_resumes_and_follows_a_new_master(s3: Any, config: run.Config) -> None:
     Path(config.source_file).write_text(json.dumps({"host": "db-1", "port": 3306}))
     assert run.read_source(config.source_file) == ("db-1", 3306, "db-1")
-    write_series(config, "db-1-sid11", {"b.000007": b"", "b.000008": b""}, current=False)
+    # a restarted stream: current.json names the series it was streaming
+    write_series(config, "db-1-sid11", {"b.000007": b"", "b.000008": b""})
 
     def facts(_cfg: run.Config, host: str, port: int) -> tuple[int, list[str]]:
         assert (host, port) == ("db-1", 3306)
