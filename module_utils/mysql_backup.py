@@ -504,7 +504,8 @@ def scan_binlog(stream: BinaryIO, start: int = 0, previous: BinlogScan | None = 
     `limit` bytes (default: the end of the file), reading only headers and the bodies of
     GTID and GTID list events. A trailing incomplete event (the file is still being
     written) is left out. MariaDB's GTID list event at the top of each file gives the
-    position before the file; each GTID event moves it on."""
+    position before the file (for a domain it does not name, the GTID before the file's
+    first one of that domain); each GTID event moves it on."""
     if previous is not None:
         start = previous.end
         gtid_start, gtid_end = dict(previous.gtid_start), dict(previous.gtid_end)
@@ -540,6 +541,11 @@ def scan_binlog(stream: BinaryIO, start: int = 0, previous: BinlogScan | None = 
             if len(body) < 12:
                 break
             seq, domain = struct.unpack("<QI", body)
+            if domain not in gtid_start and domain not in gtid_end and seq > 1:
+                # A domain the list at the top does not name, first met after its first
+                # transaction (a server whose binary log began empty, e.g. re-seeded from a
+                # backup): the file holds its transactions from this one on only.
+                gtid_start[domain] = (server_id, seq - 1)
             gtid_end[domain] = (server_id, seq)
         elif kind == GTID_LIST_EVENT:
             listed = _read_gtid_list(stream, length - HEADER_LEN)

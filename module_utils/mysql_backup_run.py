@@ -29,6 +29,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -514,7 +515,7 @@ def master_binlog_start(config: Config, host: str, port: int, name: str
         return None
     try:
         with conn.cursor() as cur:
-            cur.execute("SHOW BINLOG EVENTS IN %s LIMIT 4", (check_binlog_name(name),))
+            cur.execute("SHOW BINLOG EVENTS IN %s LIMIT 8", (check_binlog_name(name),))
             rows = cur.fetchall()
     except pymysql.MySQLError as exc:
         log(f"cannot ask master {host}:{port} where {name} starts: {exc}")
@@ -527,15 +528,26 @@ def master_binlog_start(config: Config, host: str, port: int, name: str
 def gtid_list_from_events(rows: Sequence[Sequence[Any]]) -> dict[int, tuple[int, int]] | None:
     """The position in the Gtid_list event among SHOW BINLOG EVENTS rows (Log_name, Pos,
     Event_type, Server_id, End_log_pos, Info), e.g. Info '[0-11-5,1-12-7]'; None without
-    one or when its Info cannot be read."""
+    one or when its Info cannot be read. A domain the list does not name whose first GTID
+    among the rows is not its first ever (a server whose binary log began empty, e.g.
+    re-seeded) starts just before that GTID, as scan_binlog says of shipped files."""
+    listed: dict[int, tuple[int, int]] | None = None
     for row in rows:
-        if len(row) >= 6 and str(row[2]) == "Gtid_list":
-            text = str(row[5] or "").strip().strip("[]").replace(" ", "")
+        if len(row) < 6:
+            continue
+        kind, info = str(row[2]), str(row[5] or "")
+        if kind == "Gtid_list" and listed is None:
             try:
-                return parse_gtid_list(text)
+                listed = parse_gtid_list(info.strip().strip("[]").replace(" ", ""))
             except BackupError:
                 return None
-    return None
+        elif kind == "Gtid" and listed is not None:
+            match = re.search(r"GTID ([0-9]+)-([0-9]+)-([0-9]+)", info)
+            if match:
+                domain, server, seq = (int(x) for x in match.groups())
+                if domain not in listed and seq > 1:
+                    listed[domain] = (server, seq - 1)
+    return listed
 
 
 @dataclass

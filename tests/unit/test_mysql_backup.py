@@ -253,6 +253,20 @@ def test_scan_reads_gtids_timestamps_and_boundaries() -> None:
     assert scan.closed
 
 
+def test_scan_of_a_file_that_began_with_an_empty_binlog_state() -> None:
+    """A re-seeded server's first binary log lists no GTIDs at its top, yet holds only the
+    transactions it replicated after the seed: it starts before its first GTID, not at
+    the beginning of time (else a restore would replay it over the transactions between)."""
+    data = binlog([(100, 0, 12, 151), (101, 0, 12, 152), (102, 1, 12, 1)], {}, 99)
+    scan = mb.scan_binlog(io.BytesIO(data))
+    assert scan.gtid_start == {0: (12, 150)}  # domain 1 began here: from its first
+    assert scan.gtid_end == {0: (12, 152), 1: (12, 1)}
+    assert not mb.gtid_covers({0: (11, 120)}, scan.gtid_start)
+    # A file whose list names the domain keeps that list as its start.
+    listed = mb.scan_binlog(io.BytesIO(binlog([(100, 0, 12, 151)], {0: (11, 140)}, 99)))
+    assert listed.gtid_start == {0: (11, 140)}
+
+
 def test_scan_stops_before_an_incomplete_event_and_resumes() -> None:
     data = binlog([(1000, 0, 11, 6), (1002, 0, 11, 7), (1003, 1, 12, 1)], {0: (11, 5)},
                   created=999)

@@ -411,3 +411,12 @@ def test_gtid_list_from_show_binlog_events() -> None:
     assert run.gtid_list_from_events([("b.000001", 256, "Gtid_list", 11, 285, "[]")]) == {}
     assert run.gtid_list_from_events(rows[:1]) is None
     assert run.gtid_list_from_events([("b", 256, "Gtid_list", 11, 285, "[junk]")]) is None
+    # A re-seeded server's first file: an empty list, then GTIDs that began long before.
+    reseeded = [("b.000001", 256, "Gtid_list", 12, 285, "[]"),
+                ("b.000001", 285, "Binlog_checkpoint", 12, 325, "b.000001"),
+                ("b.000001", 325, "Gtid", 12, 367, "BEGIN GTID 0-12-151"),
+                ("b.000001", 367, "Query", 12, 450, "insert ...")]
+    assert run.gtid_list_from_events(reseeded) == {0: (12, 150)}
+    fresh = [("b.000001", 256, "Gtid_list", 1, 285, "[]"),
+             ("b.000001", 325, "Gtid", 1, 367, "GTID 0-1-1")]
+    assert run.gtid_list_from_events(fresh) == {}
