@@ -104,7 +104,8 @@ def wait_plan_reaches(site: fs.Site, master: str, timeout: float = 90) -> dict[s
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[fs.Site]:
+def site(tmp_path_factory: pytest.TempPathFactory,
+         request: pytest.FixtureRequest) -> Iterator[fs.Site]:
     if os.environ.get("HOSTKIT_FAILOVER_SITE", "sandbox") == "own":
         own = fs.own_site(tmp_path_factory.mktemp("backup-failover"))
         try:
@@ -114,8 +115,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[fs.Site]:
             fs.remove_own_site(own)
     else:
         sandbox = fs.sandbox_site()
-        up = fs.playbook(sandbox, "playbooks/sandbox_up.yml")
-        assert up.returncode == 0, up.stdout[-6000:] + up.stderr[-2000:]
+        request.getfixturevalue("sandbox_up")
         fs.restore(sandbox)
         yield sandbox
         fs.restore(sandbox)

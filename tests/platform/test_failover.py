@@ -37,7 +37,8 @@ REPORT = fs.ROOT / ".state" / "failover" / "fault_matrix.json"
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[fs.Site]:
+def site(tmp_path_factory: pytest.TempPathFactory,
+         request: pytest.FixtureRequest) -> Iterator[fs.Site]:
     reuse = os.environ.get("HOSTKIT_FAILOVER_REUSE")
     if reuse:
         # an own cluster left up by an earlier run (its description, as own_site made it)
@@ -51,8 +52,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[fs.Site]:
             fs.remove_own_site(own)
     else:
         sandbox = fs.sandbox_site()
-        up = fs.playbook(sandbox, "playbooks/sandbox_up.yml")
-        assert up.returncode == 0, up.stdout[-6000:] + up.stderr[-2000:]
+        request.getfixturevalue("sandbox_up")
         fs.restore(sandbox)
         yield sandbox
         fs.restore(sandbox)
