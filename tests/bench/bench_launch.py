@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from scripts.sandbox import s3_client  # noqa: E402
 
 BIN = ROOT / ".venv" / "bin"
-PHASE = re.compile(r"^\s*\"?(plan|create|connect|roles|smoke|config|publish|total)\s+"
+PHASE = re.compile(r"^\s*(?:-\s+)?\"?(plan|create|connect|roles|smoke|config|publish|total)\s+"
                    r"([0-9.]+) s", re.M)
 
 
