@@ -82,6 +82,9 @@ class ProductTarget:
     memcached: bool = False
     db_port: int = DEFAULT_DB_PORT
     memcached_port: int = DEFAULT_MEMCACHED_PORT
+    # PHP-FPM is reloaded when this product's settings change; false for a product that
+    # reads runtime.json on each request (a reload would only hold requests back).
+    reload: bool = True
 
     def product(self) -> dict[str, Any]:
         """The product entry the render function takes (as in platform_products)."""
@@ -112,8 +115,8 @@ class AgentConfig:
 
 _TOP_FIELDS = {"bucket", "key", "products", "region", "endpoint_url", "interval", "backoff_max",
                "state_file", "reload_request", "connect_timeout", "read_timeout"}
-_PRODUCT_FIELDS = {"name", "path", "mode", "group", "owner", "database", "memcached", "db_port",
-                   "memcached_port"}
+_PRODUCT_FIELDS = {"name", "path", "mode", "group", "owner", "database", "memcached", "reload",
+                   "db_port", "memcached_port"}
 
 
 def _text(data: Mapping[str, Any], name: str, where: str, required: bool = False) -> str | None:
@@ -177,11 +180,14 @@ def _product(data: Any, index: int) -> ProductTarget:
     memcached = data.get("memcached", False)
     if not isinstance(memcached, bool):
         raise AgentError(f"{where}: field 'memcached' must be true or false, got {memcached!r}")
+    reload = data.get("reload", True)
+    if not isinstance(reload, bool):
+        raise AgentError(f"{where}: field 'reload' must be true or false, got {reload!r}")
     assert name is not None and path is not None
     return ProductTarget(
         name=name, path=path, mode=_mode(data.get("mode", "0640"), where),
         group=_text(data, "group", where), owner=_text(data, "owner", where),
-        database=database, memcached=memcached,
+        database=database, memcached=memcached, reload=reload,
         db_port=_port(data.get("db_port", DEFAULT_DB_PORT), "db_port", where),
         memcached_port=_port(data.get("memcached_port", DEFAULT_MEMCACHED_PORT),
                              "memcached_port", where))
@@ -472,8 +478,9 @@ class Agent:
             except AgentError as exc:
                 product.error = str(exc)
                 problems.append(str(exc))
-        if changed:
-            self._reload_pending = f"epoch {doc['epoch']}: {', '.join(changed)}"
+        reloading = [t.name for t in self.config.products if t.name in changed and t.reload]
+        if reloading:
+            self._reload_pending = f"epoch {doc['epoch']}: {', '.join(reloading)}"
         if self._reload_pending:
             try:
                 self.reload(self._reload_pending)

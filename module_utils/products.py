@@ -120,6 +120,13 @@ def _directives(name: str, product: Mapping[str, Any]) -> list[str]:
             for i, x in enumerate(lines) if "\n" in x]
 
 
+def _runtime_reload(name: str, product: Mapping[str, Any]) -> list[str]:
+    value = product.get("runtime_reload", True)
+    if not isinstance(value, bool):
+        return [f"product '{name}': field 'runtime_reload' must be true or false, got {value!r}"]
+    return []
+
+
 CHECKS = {
     "domains": _domains,
     "source": lambda name, product: _source(name, product) + _source_details(name, product),
@@ -128,6 +135,7 @@ CHECKS = {
     "users": _users,
     "cron": _cron,
     "apache_directives": _directives,
+    "runtime_reload": _runtime_reload,
 }
 
 

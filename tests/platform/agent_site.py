@@ -159,7 +159,10 @@ def _variables(key: str) -> dict[str, Any]:
     products = yaml.safe_load((ROOT / "inventory/sandbox/group_vars/all/products.yml")
                               .read_text())["platform_products"]
     return {
-        "platform_products": [p for p in products if p["name"] == PRODUCT],
+        # hello reads its settings on each request (runtime_reload: false in the sandbox);
+        # here it asks for reloads, so that the tests see the graceful reload path.
+        "platform_products": [dict(p, runtime_reload=True) for p in products
+                              if p["name"] == PRODUCT],
         # The global config: read by the product role on the controller (host URL) and by
         # the agent inside the containers (the network alias).
         "hostkit_global_config_bucket": BUCKET,

@@ -167,6 +167,27 @@ def test_one_reload_for_several_products(s3, tmp_path: Path) -> None:
     assert reloads == ["epoch 12: hello, shop"]
 
 
+def test_a_product_that_reads_its_settings_on_each_request_gets_no_reload(
+        s3, tmp_path: Path) -> None:
+    config = store(s3)
+    config.create("test", two_products(sample()))
+    agent, reloads = make_agent(s3, tmp_path, (dict(HELLO, reload=False), SHOP))
+    agent.poll_once()
+    assert reloads == ["epoch 12: shop"]  # first write of both: only shop asks for one
+    config.update(swap_master, "failover")  # hello's settings change, shop's do not
+    agent.poll_once()
+    assert json.loads(runtime(tmp_path).read_text())["db"]["host"] == "172.18.0.12"
+    assert reloads == ["epoch 12: shop"]
+    assert state(tmp_path)["epoch"] == 13
+
+
+def test_reload_must_be_a_boolean(tmp_path: Path) -> None:
+    with pytest.raises(ca.AgentError, match="product 'hello': field 'reload' must be true or "
+                                             "false, got 'no'"):
+        ca.parse_config({"bucket": BUCKET, "key": KEY, "products": [
+            dict(HELLO, path=str(tmp_path / "runtime.json"), reload="no")]})
+
+
 def test_a_file_changed_by_hand_is_put_back(s3, tmp_path: Path) -> None:
     store(s3).create("test", sample())
     agent, reloads = make_agent(s3, tmp_path)

@@ -210,3 +210,9 @@ def test_healthcheck_database_and_checksum_are_checked(change: dict, message: st
     fine = {k: v for k, v in product.items() if k not in change}
     fine["source"] = {"type": "tarball", "url": "https://x.test/a.tgz", "checksum": "sha256:ab12"}
     assert product_problems([{**fine, "healthcheck": "/healthz", "database": {"name": "h"}}]) == []
+
+
+def test_runtime_reload_must_be_a_boolean() -> None:
+    assert product_problems([product(runtime_reload=False)]) == []
+    assert only(product_problems([product(runtime_reload="no")])) == (
+        "product 'shop': field 'runtime_reload' must be true or false, got 'no'")
