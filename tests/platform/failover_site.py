@@ -31,7 +31,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -745,3 +746,25 @@ def remove_own_site(site: Site) -> None:
         s3_client(AWS_HOST_URL).delete_object(Bucket=site.bucket, Key=site.key)
     except Exception as exc:  # the endpoint may be gone already; say so, nothing else to do
         print(f"could not delete s3://{site.bucket}/{site.key}: {exc}")
+
+
+@contextmanager
+def module_site(work: Callable[[str], Path], sandbox_up: Callable[[], Any],
+                label: str) -> Iterator[Site]:
+    """The site a test module works on: an own cluster of hkfo-* containers under
+    `work(label)` (HOSTKIT_FAILOVER_SITE=own, removed at the end), else the shared sandbox
+    (`sandbox_up()` brings it up once per session), in its initial positions before and
+    after the module."""
+    if os.environ.get("HOSTKIT_FAILOVER_SITE", "sandbox") == "own":
+        own = own_site(work(label))
+        try:
+            converge_own_site(own)
+            yield own
+        finally:
+            remove_own_site(own)
+    else:
+        sandbox = sandbox_site()
+        sandbox_up()
+        restore(sandbox)
+        yield sandbox
+        restore(sandbox)

@@ -24,7 +24,6 @@ tests/platform/test_backup_follows_failover.py
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -106,19 +105,9 @@ def wait_plan_reaches(site: fs.Site, master: str, timeout: float = 90) -> dict[s
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory,
          request: pytest.FixtureRequest) -> Iterator[fs.Site]:
-    if os.environ.get("HOSTKIT_FAILOVER_SITE", "sandbox") == "own":
-        own = fs.own_site(tmp_path_factory.mktemp("backup-failover"))
-        try:
-            fs.converge_own_site(own)
-            yield own
-        finally:
-            fs.remove_own_site(own)
-    else:
-        sandbox = fs.sandbox_site()
-        request.getfixturevalue("sandbox_up")
-        fs.restore(sandbox)
-        yield sandbox
-        fs.restore(sandbox)
+    with fs.module_site(tmp_path_factory.mktemp, lambda: request.getfixturevalue("sandbox_up"),
+                        "backup-failover") as site_:
+        yield site_
     print(f"\nbackup stream across failovers: {json.dumps(FIGURES, indent=2)}")
 
 

@@ -43,19 +43,10 @@ def site(tmp_path_factory: pytest.TempPathFactory,
     if reuse:
         # an own cluster left up by an earlier run (its description, as own_site made it)
         yield fs.Site.load(Path(reuse))
-    elif os.environ.get("HOSTKIT_FAILOVER_SITE", "sandbox") == "own":
-        own = fs.own_site(tmp_path_factory.mktemp("failover"))
-        try:
-            fs.converge_own_site(own)
-            yield own
-        finally:
-            fs.remove_own_site(own)
     else:
-        sandbox = fs.sandbox_site()
-        request.getfixturevalue("sandbox_up")
-        fs.restore(sandbox)
-        yield sandbox
-        fs.restore(sandbox)
+        with fs.module_site(tmp_path_factory.mktemp,
+                            lambda: request.getfixturevalue("sandbox_up"), "failover") as site_:
+            yield site_
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps(RESULTS, indent=2, sort_keys=True) + "\n")
     print("\n" + table(RESULTS))
