@@ -12,7 +12,10 @@ an explicit clock, so every decision is unit-tested with made-up observations.
   replica still hears the master AND at least one replica was asked (quorum): one blocked
   network path (watcher <-> master) never causes a failover. A master that restarted (its
   uptime went back) is a failed master whatever the replicas say: it may have lost
-  transactions it acknowledged, or hold some no replica has.
+  transactions it acknowledged, or hold some no replica has. The exception is the whole
+  cluster restarting (a power cut, the sandbox's host rebooted): when every replica that
+  answers restarted after the master's previous start too, no replica kept running through
+  the master's absence, there is nothing better to fail over to, and the master stays.
 - `choose`: the new master - the most advanced replica by GTID among the eligible ones
   (candidate, then slave candidate; the backup replica never), refusing a replica with
   errant transactions or a broken SQL thread. When a replica that may not be promoted (the
@@ -287,11 +290,14 @@ class HealthSettings:
     silence: seconds without an event or heartbeat after which a replica no longer hears
     its source (at least 2.5 heartbeat periods of that replica are allowed);
     restart_slack: seconds of disagreement tolerated when the master's start time is
-    computed from its uptime."""
+    computed from its uptime;
+    cluster_restart_window: a master that restarted is not failed when every replica that
+    answers started at most this many seconds before it (the whole cluster restarted)."""
 
     rounds: int = 3
     silence: float = 2.0
     restart_slack: float = 3.0
+    cluster_restart_window: float = 120.0
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -308,6 +314,7 @@ class Verdict:
     first_failure_at: float | None = None   # monotonic time of the first failed check
     witnesses: Mapping[str, str] = field(default_factory=dict)
     restarted: bool = False
+    cluster_restarted: bool = False    # the master restarted with every replica: not failed
 
 
 @dataclass
@@ -362,6 +369,15 @@ class MasterHealth:
         return False, (f"IO thread running but nothing received for {quiet:.1f} s "
                        f"(heartbeat every {period:g} s)")
 
+    def _cluster_restarted(self, replicas: Sequence[Observation], wall_now: float) -> bool:
+        """Every replica that answers started no earlier than `cluster_restart_window` seconds
+        before the master's new start, and at least one answers: the cluster restarted as a
+        whole, no replica ran through the master's absence."""
+        assert self.started_at is not None
+        earliest = self.started_at - self.settings.cluster_restart_window
+        answering = [obs for obs in replicas if obs.ok and obs.uptime is not None]
+        return bool(answering) and all(wall_now - obs.uptime >= earliest for obs in answering)
+
     def _restarted(self, obs: Observation, wall_now: float) -> bool:
         if obs.uptime is None:
             return False
@@ -384,10 +400,17 @@ class MasterHealth:
             views[obs.server], witnesses[obs.server] = self._witness(obs)
         if master.ok:
             if self._restarted(master, wall_now):
+                up = f"up {master.uptime:.0f} s"
+                if self._cluster_restarted(replicas, wall_now):
+                    self.failures, self.first_failure_at = 0, None
+                    return Verdict(ALIVE, (f"master '{self.master}' restarted ({up}) together "
+                                           "with every replica that answers: the whole cluster "
+                                           "restarted, the master stays",), 0, None, witnesses,
+                                   cluster_restarted=True)
                 self.failures, self.first_failure_at = 0, master.at
-                return Verdict(DEAD, (f"master '{self.master}' restarted (up {master.uptime:.0f}"
-                                      " s): a crashed master is a failed master, whatever its "
-                                      "replicas see",), 0, master.at, witnesses, True)
+                return Verdict(DEAD, (f"master '{self.master}' restarted ({up}): a crashed "
+                                      "master is a failed master, whatever its replicas see",),
+                               0, master.at, witnesses, True)
             self.failures, self.first_failure_at = 0, None
             reasons = ["direct check passed"]
             if master.read_only:

@@ -612,6 +612,9 @@ class ProductWatch:
             self.master_origin[cluster.master] = str(master.origin or "")
         self._log_verdict(verdict)
         self.verdict = verdict
+        if verdict.cluster_restarted:
+            self.alert("cluster_restarted", "cluster_restarted", master=cluster.master,
+                       detail=verdict.reasons[0])
         for server in fenced:
             self._keep_fenced(server, seen[server])
         if verdict.state == fo.DEAD:

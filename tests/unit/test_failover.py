@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -198,8 +199,9 @@ def test_restarted_master_is_dead_even_if_replicas_hear_it() -> None:
                           10_000.0).state == fo.ALIVE
     assert health.observe(master(1, True, uptime=5001.4), [replica("db-2", 1, heartbeats=1)],
                           10_001.0).state == fo.ALIVE
-    verdict = health.observe(master(2, True, uptime=1), [replica("db-2", 2, heartbeats=2)],
-                             10_002.0)
+    # db-2 kept running through it (up long before the master's new start)
+    verdict = health.observe(master(2, True, uptime=1),
+                             [up_since(replica("db-2", 2, heartbeats=2), 3_000)], 10_002.0)
     assert verdict.state == fo.DEAD and verdict.restarted
     assert "restarted" in verdict.reasons[0]
 
@@ -210,6 +212,33 @@ def test_restart_while_the_watcher_was_away_is_seen_from_the_saved_start() -> No
     assert verdict.state == fo.DEAD and verdict.restarted
     health = fo.MasterHealth(cluster(), started_at=5_000.0)
     assert health.observe(master(0, True, uptime=5_000.6), [], 10_000.0).state == fo.ALIVE
+
+
+def up_since(obs: fo.Observation, uptime: float) -> fo.Observation:
+    return dataclasses.replace(obs, uptime=uptime)
+
+
+def test_whole_cluster_restart_keeps_the_master() -> None:
+    """A power cut of the whole site: every replica that answers started at most two minutes
+    before the restarted master (or after it). No replica ran through the master's absence:
+    nothing better to fail over to."""
+    health = fo.MasterHealth(cluster(), started_at=5_000.0)
+    verdict = health.observe(master(0, True, uptime=95),
+                             [up_since(replica("db-2"), 200), up_since(replica("db-3"), 80),
+                              replica("db-4", ok=False)], 10_000.0)
+    assert verdict.state == fo.ALIVE and verdict.cluster_restarted and not verdict.restarted
+    assert "whole cluster restarted" in verdict.reasons[0]
+    # the new start is remembered: the next round is an ordinary one
+    again = health.observe(master(1, True, uptime=96), [up_since(replica("db-2"), 201)], 10_001.0)
+    assert again.state == fo.ALIVE and not again.cluster_restarted
+
+
+def test_master_restarted_alone_is_dead_even_when_another_replica_restarted() -> None:
+    health = fo.MasterHealth(cluster(), started_at=5_000.0)
+    verdict = health.observe(master(0, True, uptime=95),
+                             [up_since(replica("db-2"), 90), up_since(replica("db-3"), 300)],
+                             10_000.0)
+    assert verdict.state == fo.DEAD and verdict.restarted and not verdict.cluster_restarted
 
 
 def test_read_only_master_is_alive_but_said() -> None:
