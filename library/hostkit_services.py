@@ -37,6 +37,20 @@ options:
         description: Whether the unit runs now; unset leaves it as it is.
         type: str
         choices: [started, stopped]
+      start_if_capability:
+        description:
+          - Start the unit only when the service manager (PID 1) has this capability in its
+            bounding set (for example V(CAP_SYS_TIME) for a time daemon, which a container
+            lacks); otherwise it is only enabled, as systemd would skip it for a unit's
+            C(ConditionCapability=), and it is listed in RV(lacking_capability).
+        type: str
+  daemon_reload:
+    description:
+      - Run C(systemctl daemon-reload) first, so that unit files written earlier in the run
+        are read before the units are enabled or started (for example V("{{ units is
+        changed }}")). Not reported as a change; not run in check mode.
+    type: bool
+    default: false
 notes:
   - Supports check mode. Needs systemd as the service manager.
 seealso:
@@ -44,12 +58,12 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Enable and start the base services; chrony only enabled
+- name: Enable and start the base services; chrony started only where it can set the clock
   hostkit_services:
     services:
       - {name: cron, enabled: true, state: started}
       - {name: ssh, enabled: true, state: started}
-      - {name: chrony, enabled: true}
+      - {name: chrony, enabled: true, state: started, start_if_capability: CAP_SYS_TIME}
 """
 
 RETURN = r"""
@@ -77,6 +91,13 @@ stopped:
   type: list
   elements: str
   sample: []
+lacking_capability:
+  description: Units left unstarted because the service manager lacks their
+    O(services[].start_if_capability).
+  returned: always
+  type: list
+  elements: str
+  sample: [chrony]
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
@@ -91,7 +112,9 @@ ARGUMENT_SPEC = dict(
         name=dict(type="str", required=True),
         enabled=dict(type="bool"),
         state=dict(type="str", choices=["started", "stopped"]),
+        start_if_capability=dict(type="str"),
     )),
+    daemon_reload=dict(type="bool", default=False),
 )
 
 
@@ -104,11 +127,11 @@ def main() -> None:
 
     try:
         done = apply(parse_services(module.params["services"]), runner,
-                     check_mode=module.check_mode)
+                     check_mode=module.check_mode, daemon_reload=module.params["daemon_reload"])
     except ServicesError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=done.changed, enabled=done.enable, disabled=done.disable,
-                     started=done.start, stopped=done.stop)
+                     started=done.start, stopped=done.stop, lacking_capability=done.lacking)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from module_utils.hostkit_services import (
+    CAPABILITIES,
     ServicesError,
     apply,
+    bounding_set,
     parse_services,
     parse_show,
 )
@@ -119,3 +121,75 @@ def test_no_services_no_calls() -> None:
     fake = FakeSystemctl({})
     assert not apply([], fake).changed
     assert fake.calls == []
+
+
+def test_daemon_reload_runs_first_and_not_in_check_mode() -> None:
+    calls: list[list[str]] = []
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        calls.append(argv)
+        return 0, ("Id=cron.service\nLoadState=loaded\nUnitFileState=enabled\n"
+                   "ActiveState=active\n"), ""
+
+    services = parse_services([{"name": "cron", "enabled": True, "state": "started"}])
+    apply(services, run, daemon_reload=True)
+    assert calls[0] == ["systemctl", "daemon-reload"] and calls[1][:2] == ["systemctl", "show"]
+    calls.clear()
+    apply(services, run, check_mode=True, daemon_reload=True)
+    assert all(c[1] != "daemon-reload" for c in calls)
+
+
+def test_a_failing_daemon_reload_stops_before_anything_else() -> None:
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        return (1, "", "Access denied") if argv[1] == "daemon-reload" else (0, "", "")
+
+    with pytest.raises(ServicesError, match="daemon-reload failed .*Access denied"):
+        apply(parse_services([{"name": "cron", "state": "started"}]), run, daemon_reload=True)
+
+
+STATUS_NO_SYS_TIME = "Name:\tsystemd\nCapInh:\t0000000000000000\nCapBnd:\t00000000a80425fb\n"
+
+
+def test_bounding_set_and_the_capability_table() -> None:
+    caps = bounding_set(STATUS_NO_SYS_TIME)
+    assert caps == 0xA80425FB and not caps >> CAPABILITIES["CAP_SYS_TIME"] & 1
+    assert CAPABILITIES["CAP_SYS_TIME"] == 25 and CAPABILITIES["CAP_CHOWN"] == 0
+    with pytest.raises(ServicesError, match="no CapBnd"):
+        bounding_set("Name:\tsystemd\n")
+
+
+def test_a_unit_whose_capability_is_missing_is_only_enabled() -> None:
+    calls: list[list[str]] = []
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        calls.append(argv)
+        return 0, ("Id=chrony.service\nLoadState=loaded\nUnitFileState=disabled\n"
+                   "ActiveState=inactive\n\nId=cron.service\nLoadState=loaded\n"
+                   "UnitFileState=enabled\nActiveState=inactive\n"), ""
+
+    services = parse_services([
+        {"name": "chrony", "enabled": True, "state": "started", "start_if_capability": "sys_time"},
+        {"name": "cron", "enabled": True, "state": "started"}])
+    done = apply(services, run, pid1_caps=lambda: 0xA80425FB)
+    assert done.lacking == ["chrony"] and done.enable == ["chrony"] and done.start == ["cron"]
+    assert ["systemctl", "start", "--", "cron"] in calls
+    with_time = apply(services, run, pid1_caps=lambda: 0xA80425FB | 1 << 25)
+    assert with_time.lacking == [] and with_time.start == ["chrony", "cron"]
+
+
+def test_unknown_capability_is_named() -> None:
+    with pytest.raises(ServicesError, match="chrony.*unknown capability 'CAP_TIME_TRAVEL'"):
+        parse_services([{"name": "chrony", "state": "started",
+                         "start_if_capability": "CAP_TIME_TRAVEL"}])
+
+
+def test_no_capability_asked_no_proc_read() -> None:
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        return 0, ("Id=cron.service\nLoadState=loaded\nUnitFileState=enabled\n"
+                   "ActiveState=active\n"), ""
+
+    def fail() -> int:
+        raise AssertionError("/proc/1/status read without need")
+
+    services = parse_services([{"name": "cron", "state": "started"}])
+    assert apply(services, run, pid1_caps=fail).lacking == []
