@@ -77,6 +77,10 @@ def mysql_privileges(kind: str, flavor: str = mysql_flavor.MARIADB,
     return kinds[kind](_flavor(flavor, version))
 
 
+def mysql_settings_to_change(wanted: Any, current: Any) -> dict[str, Any]:
+    return mysql_flavor.settings_to_change(dict(wanted or {}), dict(current or {}))
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -87,4 +91,5 @@ class FilterModule:
             "db_server_id": db_server_id,
             "mysql_host_pattern": mysql_host_pattern,
             "mysql_privileges": mysql_privileges,
+            "mysql_settings_to_change": mysql_settings_to_change,
         }

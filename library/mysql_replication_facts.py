@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +12,8 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
     from ansible.module_utils.mysql_flavor import (
+        account_hosts,
+        global_variables,
         gtid_position,
         oldest_binlog_gtid_pos,
         query_value,
@@ -76,6 +79,26 @@ options:
     description: Seconds to wait for the connection.
     type: int
     default: 10
+  wait:
+    description:
+      - Seconds to keep trying to connect while the server refuses (just started or
+        restarting, socket not there yet) before failing; V(0) tries once.
+    type: int
+    default: 0
+  variables:
+    description:
+      - Global variables to read as well, returned in RV(variables). A role compares them with
+        the values it wants and sets only the ones that differ.
+    type: list
+    elements: str
+    default: []
+  accounts:
+    description:
+      - Account names whose host parts to read as well (from C(mysql.user)), returned in
+        RV(accounts); V("") is the anonymous account.
+    type: list
+    elements: str
+    default: []
 attributes:
   check_mode:
     description: Reads only; the same in check mode.
@@ -97,6 +120,13 @@ EXAMPLES = r"""
       - repl.io_running and repl.sql_running
     fail_msg: "{{ inventory_hostname }}: {{ repl.last_io_error or repl.last_sql_error }}"
   when: repl.role_hint == 'replica'
+
+- name: Read the server's settings and accounts as well
+  mysql_replication_facts:
+    variables: [max_connections, sync_binlog]
+    accounts: [root, ""]
+  become: true
+  register: repl
 
 - name: Semi-synchronous replication on the master
   ansible.builtin.debug:
@@ -248,9 +278,26 @@ semi_sync:
     timeout:
       description: Milliseconds the master waits for an acknowledgement.
       type: int
+variables:
+  description: The current global value of each variable of O(variables), by lower-case name;
+    a variable the server does not have is left out.
+  returned: always
+  type: dict
+  sample: {max_connections: "151", gtid_strict_mode: "ON"}
+accounts:
+  description: The host parts of each account name of O(accounts), sorted; V([]) when the
+    server has no such account.
+  returned: always
+  type: dict
+  sample: {root: [localhost], hostkit_repl: ["172.30.20.0/255.255.255.0"]}
 """
 
-ARGUMENT_SPEC: dict[str, Any] = dict(LOGIN_ARGUMENT_SPEC)
+ARGUMENT_SPEC: dict[str, Any] = {
+    **LOGIN_ARGUMENT_SPEC,
+    "wait": {"type": "int", "default": 0},
+    "variables": {"type": "list", "elements": "str", "default": []},
+    "accounts": {"type": "list", "elements": "str", "default": []},
+}
 
 
 def role_hint(is_replica: bool, read_only: bool) -> str:
@@ -259,7 +306,8 @@ def role_hint(is_replica: bool, read_only: bool) -> str:
     return "standalone_read_only" if read_only else "master"
 
 
-def gather(conn: Any) -> dict[str, Any]:
+def gather(conn: Any, variables: list[str] | None = None,
+           accounts: list[str] | None = None) -> dict[str, Any]:
     """Every fact of the RETURN block from one connection."""
     flavor = server_flavor(conn)
     status = replication_status(conn, flavor)
@@ -276,6 +324,8 @@ def gather(conn: Any) -> dict[str, Any]:
         "oldest_binlog_gtid_pos": oldest_binlog_gtid_pos(conn, flavor),
         "log_bin": str(query_value(conn, "SELECT @@GLOBAL.log_bin")).upper() in ("1", "ON"),
         "semi_sync": semi_sync_status(conn, flavor),
+        "variables": global_variables(conn, variables or []),
+        "accounts": account_hosts(conn, accounts or []),
         **ro,
     }
     for key in ("source_host", "source_port", "source_user", "io_running", "sql_running",
@@ -285,10 +335,28 @@ def gather(conn: Any) -> dict[str, Any]:
     return facts
 
 
-def run(params: dict[str, Any], connector: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
-    conn = connector(params)
+def connect_waiting(params: dict[str, Any], connector: Callable[[dict[str, Any]], Any],
+                    retry_on: tuple[type[BaseException], ...] = (),
+                    sleep: Callable[[float], None] = time.sleep,
+                    clock: Callable[[], float] = time.monotonic) -> Any:
+    """A connection; errors of `retry_on` are retried every half second for `wait` seconds."""
+    deadline = clock() + max(0, int(params.get("wait") or 0))
+    while True:
+        try:
+            return connector(params)
+        except retry_on:
+            if clock() >= deadline:
+                raise
+            sleep(0.5)
+
+
+def run(params: dict[str, Any], connector: Callable[[dict[str, Any]], Any],
+        retry_on: tuple[type[BaseException], ...] = (),
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+    conn = connect_waiting(params, connector, retry_on, sleep, clock)
     try:
-        return {"changed": False, **gather(conn)}
+        return {"changed": False, **gather(conn, params.get("variables"), params.get("accounts"))}
     finally:
         conn.close()
 
@@ -301,7 +369,8 @@ def main() -> None:
     if pymysql is None:
         module.fail_json(msg=missing_required_lib("PyMySQL"), exception=PYMYSQL_TRACEBACK)
     try:
-        result = run(module.params, lambda p: connect(pymysql, p))
+        result = run(module.params, lambda p: connect(pymysql, p),
+                     retry_on=(pymysql.err.OperationalError,))
     except pymysql.MySQLError as exc:
         where = module.params.get("login_host") or module.params.get("login_unix_socket")
         module.fail_json(msg=f"mysql_replication_facts: cannot read the server at {where}: {exc}")

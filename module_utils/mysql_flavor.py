@@ -112,6 +112,65 @@ def _variables(conn: Connection, like: str, status: bool = False) -> dict[str, s
     return {str(r.get("Variable_name")).lower(): r.get("Value") for r in rows}
 
 
+def global_variables(conn: Connection, names: Sequence[str]) -> dict[str, str]:
+    """The current global value of each named variable, by lower-case name; a name the
+    server does not know is left out."""
+    if not names:
+        return {}
+    marks = ", ".join(["%s"] * len(names))
+    rows = query_rows(conn, f"SHOW GLOBAL VARIABLES WHERE Variable_name IN ({marks})",
+                      [str(n).lower() for n in names])
+    return {str(r.get("Variable_name")).lower(): "" if r.get("Value") is None else str(r["Value"])
+            for r in rows}
+
+
+def account_hosts(conn: Connection, users: Sequence[str]) -> dict[str, list[str]]:
+    """The host parts the server has for each account name (`''` is the anonymous user)."""
+    if not users:
+        return {}
+    marks = ", ".join(["%s"] * len(users))
+    rows = query_rows(conn, f"SELECT User AS user, Host AS host FROM mysql.user "
+                            f"WHERE User IN ({marks})", [str(u) for u in users])
+    found: dict[str, list[str]] = {str(u): [] for u in users}
+    for row in rows:
+        found.setdefault(_text(row.get("user")), []).append(_text(row.get("host")))
+    return {user: sorted(hosts) for user, hosts in found.items()}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, (bytes, bytearray)) else str(value or "")
+
+
+_TRUE = ("ON", "1", "YES", "TRUE")
+_FALSE = ("OFF", "0", "NO", "FALSE")
+
+
+def setting_matches(wanted: Any, current: str | None) -> bool:
+    """Whether a global variable already has the wanted value: the same text ignoring case,
+    both the same boolean (ON/1/YES/TRUE, OFF/0/NO/FALSE), or the same number (7 and
+    7.000000). Anything else (a size with a suffix, a variable the server did not report)
+    does not match, and is set."""
+    if current is None:
+        return False
+    want, have = str(wanted).strip().upper(), str(current).strip().upper()
+    if want == have:
+        return True
+    if (want in _TRUE and have in _TRUE) or (want in _FALSE and have in _FALSE):
+        return True
+    try:  # expire_logs_days reads back as 7.000000
+        return float(want) == float(have)
+    except ValueError:
+        return False
+
+
+def settings_to_change(wanted: Mapping[str, Any], current: Mapping[str, str]
+                       ) -> dict[str, Any]:
+    """The wanted settings whose current global value differs (names compared lower-case)."""
+    have = {str(k).lower(): v for k, v in current.items()}
+    return {name: value for name, value in wanted.items()
+            if not setting_matches(value, have.get(str(name).lower()))}
+
+
 def _on(value: Any) -> bool:
     return str(value).strip().upper() in ("ON", "1", "YES", "TRUE")
 

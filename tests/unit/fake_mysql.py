@@ -45,6 +45,9 @@ class FakeServer:
     start_io_error: str = ""
     fail_on: dict[str, Exception] = field(default_factory=dict)
     closed: bool = False
+    # mysql.user: (User, Host) rows
+    users: list[tuple[str, str]] = field(default_factory=lambda: [
+        ("root", "localhost"), ("mariadb.sys", "localhost")])
 
     def replicate_from(self, host: str, port: int = 3306, user: str = "repl",
                        using_gtid: str = "Slave_Pos", io: str = "Yes", sql: str = "Yes") -> None:
@@ -100,6 +103,13 @@ class FakeCursor:
             prefix = str(params[0]).rstrip("%").lower()
             self._answer(["Variable_name", "Value"],
                          [(k, v) for k, v in source.items() if k.lower().startswith(prefix)])
+        elif upper.startswith("SHOW GLOBAL VARIABLES WHERE VARIABLE_NAME IN"):
+            wanted = {str(p).lower() for p in params}
+            self._answer(["Variable_name", "Value"],
+                         [(k, v) for k, v in self.server.variables.items() if k in wanted])
+        elif upper.startswith("SELECT USER AS USER, HOST AS HOST FROM MYSQL.USER WHERE USER IN"):
+            self._answer(["user", "host"],
+                         [(u, h) for u, h in self.server.users if u in params])
         elif upper in ("SHOW SLAVE STATUS", "SHOW REPLICA STATUS"):
             if self.server.replica:
                 self._answer(SLAVE_COLUMNS, [tuple(self.server.replica[c] for c in SLAVE_COLUMNS)])

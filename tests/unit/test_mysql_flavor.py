@@ -280,3 +280,22 @@ def test_execute_passes_parameters() -> None:
     mf.execute(server.connect(), [("SET GLOBAL gtid_slave_pos = %s", ("0-1-9",))])
     assert server.executed == [("SET GLOBAL gtid_slave_pos = %s", ("0-1-9",))]
     assert server.variables["gtid_slave_pos"] == "0-1-9"
+
+
+@pytest.mark.parametrize(("wanted", "current", "matches"), [
+    ("ON", "ON", True), ("on", "ON", True), (1, "ON", True), ("OFF", "0", True),
+    ("ROW", "ROW", True), ("AFTER_SYNC", "after_sync", True), (500, "500", True),
+    ("1", "1", True), (7, "7.000000", True), ("7", "7.5", False), ("ON", "OFF", False),
+    (500, "151", False), ("64M", "67108864", False),
+    ("ON", None, False),
+])
+def test_setting_matches(wanted: object, current: str | None, matches: bool) -> None:
+    assert mf.setting_matches(wanted, current) is matches
+
+
+def test_settings_to_change_keeps_only_what_differs() -> None:
+    wanted = {"max_connections": 500, "sync_binlog": 1, "binlog_format": "ROW",
+              "Gtid_Strict_Mode": "ON", "unknown_var": 3}
+    current = {"max_connections": "151", "sync_binlog": "1", "binlog_format": "ROW",
+               "gtid_strict_mode": "ON"}
+    assert mf.settings_to_change(wanted, current) == {"max_connections": 500, "unknown_var": 3}

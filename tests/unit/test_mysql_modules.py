@@ -81,6 +81,55 @@ def connector(local: FakeServer, source: FakeServer | None = None, fail: Excepti
 # mysql_replication_facts
 
 
+def test_facts_read_the_wanted_variables_and_account_hosts() -> None:
+    server = FakeServer(users=[("root", "localhost"), ("root", "127.0.0.1"), ("", "localhost"),
+                               ("hostkit_repl", "10.0.0.0/255.255.255.0")])
+    facts = facts_mod.run({"variables": ["READ_ONLY", "server_id", "no_such_variable"],
+                           "accounts": ["root", "", "hostkit_repl", "hostkit_monitor"]},
+                          lambda p: server.connect())
+    assert facts["variables"] == {"read_only": "ON", "server_id": "11"}
+    assert facts["accounts"] == {"root": ["127.0.0.1", "localhost"], "": ["localhost"],
+                                 "hostkit_repl": ["10.0.0.0/255.255.255.0"],
+                                 "hostkit_monitor": []}
+    # names and account names are parameters, never part of the SQL text
+    sql = [q for q, _ in server.executed if "WHERE" in q.upper()]
+    assert all("root" not in q and "server_id" not in q for q in sql)
+
+
+def test_facts_wait_for_a_server_that_is_starting() -> None:
+    server, clock, refusals = FakeServer(), Clock(), []
+
+    def connector(params: dict[str, Any]) -> Any:
+        if len(refusals) < 3:
+            refusals.append(clock.now)
+            raise pymysql.err.OperationalError(2002, "Can't connect through socket")
+        return server.connect()
+
+    facts = facts_mod.run({"wait": 10}, connector, (pymysql.err.OperationalError,),
+                          clock.sleep, clock)
+    assert facts["role_hint"] == "standalone_read_only" and refusals == [0.0, 0.5, 1.0]
+
+
+def test_facts_give_up_after_the_wait() -> None:
+    clock = Clock()
+
+    def refuse(params: dict[str, Any]) -> Any:
+        raise pymysql.err.OperationalError(2002, "Can't connect through socket")
+
+    with pytest.raises(pymysql.err.OperationalError):
+        facts_mod.run({"wait": 2}, refuse, (pymysql.err.OperationalError,), clock.sleep, clock)
+    assert clock.now == 2.0
+    with pytest.raises(pymysql.err.OperationalError):   # no wait: one try
+        facts_mod.run({}, refuse, (pymysql.err.OperationalError,), clock.sleep, Clock())
+
+
+def test_facts_without_variables_or_accounts_ask_nothing_more() -> None:
+    server = FakeServer()
+    facts = facts_mod.run({}, lambda p: server.connect())
+    assert facts["variables"] == {} and facts["accounts"] == {}
+    assert not any("mysql.user" in q for q in server.statements())
+
+
 def test_facts_of_a_replica() -> None:
     server = FakeServer(binary_logs=["mariadb-bin.000003"],
                         binlog_start={"mariadb-bin.000003": "0-1-2"})
