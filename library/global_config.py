@@ -69,7 +69,7 @@ options:
       - With O(state=present), fields left out keep their value; a new server needs
         O(server.role), O(server.az) and O(server.address).
     type: dict
-    suboptions:
+    suboptions: &server_suboptions
       id:
         description: Server id, the inventory host name (container name or EC2 Name tag).
         type: str
@@ -92,6 +92,14 @@ options:
         description: Life-cycle state; a new server starts as V(provisioning).
         type: str
         choices: [provisioning, in_service, draining, fenced]
+  servers:
+    description:
+      - Several servers to set or remove in the same read-modify-write (one read, at most one
+        write), in order; each entry takes the suboptions of O(server).
+      - Mutually exclusive with O(server).
+    type: list
+    elements: dict
+    suboptions: *server_suboptions
   product:
     description:
       - The product to set (O(state=present)) or remove (O(state=absent)). With
@@ -210,6 +218,15 @@ EXAMPLES = r"""
         slave_candidate: null
   delegate_to: localhost
 
+- name: Several servers in one read-modify-write
+  global_config:
+    bucket: hostkit-sandbox-config
+    state: present
+    servers:
+      - {id: hostkit-mc-1, role: memcached, products: [hello], az: us-east-1a, address: 172.30.0.5}
+      - {id: hostkit-mc-2, role: memcached, products: [hello], az: us-east-1b, address: 172.30.0.6}
+    updated_by: site.yml
+
 - name: Decommission a server
   global_config:
     bucket: hostkit-sandbox-config
@@ -243,17 +260,19 @@ attempts:
   sample: 1
 """
 
+SERVER_OPTIONS: dict[str, Any] = {
+    "id": {"type": "str", "required": True},
+    "role": {"type": "str", "choices": ["web", "db", "memcached", "monitor"]},
+    "products": {"type": "list", "elements": "str"},
+    "az": {"type": "str"},
+    "address": {"type": "str"},
+    "state": {"type": "str", "choices": ["provisioning", "in_service", "draining", "fenced"]},
+}
+
 ARGUMENT_SPEC: dict[str, Any] = {
     "state": {"type": "str", "choices": ["get", "present", "absent"], "default": "get"},
-    "server": {"type": "dict", "options": {
-        "id": {"type": "str", "required": True},
-        "role": {"type": "str", "choices": ["web", "db", "memcached", "monitor"]},
-        "products": {"type": "list", "elements": "str"},
-        "az": {"type": "str"},
-        "address": {"type": "str"},
-        "state": {"type": "str",
-                  "choices": ["provisioning", "in_service", "draining", "fenced"]},
-    }},
+    "server": {"type": "dict", "options": SERVER_OPTIONS},
+    "servers": {"type": "list", "elements": "dict", "options": SERVER_OPTIONS},
     "product": {"type": "dict", "options": {
         "name": {"type": "str", "required": True},
         "db": {"type": "dict"},
@@ -307,10 +326,12 @@ def build_change(params: dict[str, Any]) -> Any:
     changes = []
     if params.get("server"):
         changes.append(_server_change(params["server"], state))
+    for server in params.get("servers") or []:
+        changes.append(_server_change(server, state))
     if params.get("product"):
         changes.append(_product_change(params["product"], state))
     if not changes:
-        raise ParameterError(f"state={state} needs a server or a product to change")
+        raise ParameterError(f"state={state} needs a server, servers or a product to change")
     return chain(*changes)
 
 
@@ -360,7 +381,8 @@ def run(params: dict[str, Any], store: GlobalConfig, check_mode: bool = False,
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
+                           mutually_exclusive=[("server", "servers")])
     if IMPORT_ERROR is not None:
         module.fail_json(msg=f"cannot import module_utils/global_config.py: {IMPORT_ERROR}")
     params = module.params

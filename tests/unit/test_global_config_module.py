@@ -38,7 +38,8 @@ NEW_WEB = {"id": "hostkit-web-c3d4", "role": "web", "products": ["hello"], "az":
 
 def params(**given: Any) -> dict[str, Any]:
     """Parameters as AnsibleModule fills them (defaults for what is not given)."""
-    base = {"state": "get", "server": None, "product": None, "bucket": BUCKET, "key": KEY,
+    base = {"state": "get", "server": None, "servers": None, "product": None,
+            "bucket": BUCKET, "key": KEY,
             "region": "us-east-1", "endpoint_url": None, "updated_by": "tester@ctl",
             "create": False, "max_attempts": 5}
     base.update(given)
@@ -46,6 +47,8 @@ def params(**given: Any) -> dict[str, Any]:
         if base[name] is not None:
             fields = mod.ARGUMENT_SPEC[name]["options"]
             base[name] = {k: base[name].get(k) for k in fields}
+    if base["servers"] is not None:
+        base["servers"] = [{k: s.get(k) for k in mod.SERVER_OPTIONS} for s in base["servers"]]
     return base
 
 
@@ -74,6 +77,18 @@ def test_set_a_server(s3) -> None:
     assert stored["updated_by"] == "tester@ctl"
     again = mod.run(params(state="present", server=NEW_WEB), store(s3))
     assert not again["changed"] and again["epoch"] == 13 and "diff" not in again
+
+
+def test_several_servers_are_one_write(s3) -> None:
+    second = {**NEW_WEB, "id": "hostkit-web-e5f6", "address": "172.30.17.9"}
+    result = mod.run(params(state="present", servers=[NEW_WEB, second]), store(s3))
+    assert result["changed"] and result["epoch"] == 13 and result["attempts"] == 1
+    doc = store(s3).read()[0]
+    assert {"hostkit-web-c3d4", "hostkit-web-e5f6"} <= set(doc["servers"])
+    again = mod.run(params(state="present", servers=[NEW_WEB, second]), store(s3))
+    assert not again["changed"] and again["epoch"] == 13
+    gone = mod.run(params(state="absent", servers=[{"id": "hostkit-web-e5f6"}]), store(s3))
+    assert gone["epoch"] == 14 and "hostkit-web-e5f6" not in store(s3).read()[0]["servers"]
 
 
 def test_check_mode_and_diff_show_the_change_without_writing(s3) -> None:
@@ -127,7 +142,7 @@ def test_an_invalid_change_fails_naming_the_field_and_writes_nothing(s3) -> None
 
 
 @pytest.mark.parametrize(("given", "message"), [
-    ({"state": "present"}, "state=present needs a server or a product"),
+    ({"state": "present"}, "state=present needs a server, servers or a product"),
     ({"state": "present", "product": {"name": "hello", "db": {"primary": "hostkit-db-2"}}},
      r"product 'hello': unknown db position\(s\) primary"),
     ({"state": "present", "product": {"name": "hello", "db": {"master": ["hostkit-db-2"]}}},
@@ -183,7 +198,7 @@ def test_main_fails_with_the_message(s3, capsys) -> None:
     assert out["msg"].startswith("cannot read s3://no-such-bucket-x/global-config.json: "
                                  "bucket 'no-such-bucket-x' does not exist")
     out = run_main({"bucket": BUCKET, "state": "present"}, capsys)
-    assert out["failed"] is True and "needs a server or a product" in out["msg"]
+    assert out["failed"] is True and "needs a server, servers or a product" in out["msg"]
 
 
 def test_bucket_and_endpoint_from_the_environment(s3, capsys, monkeypatch) -> None:
