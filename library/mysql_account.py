@@ -56,16 +56,14 @@ extends_documentation_fragment:
   - community.mysql.mysql
 options:
   name:
-    description: The account name.
+    description: The account name (or give O(accounts)).
     type: str
-    required: true
   hosts:
     description:
       - The host parts (addresses, V(localhost), networks as the server writes them - see the
         C(mysql_host_pattern) filter). With O(state=present) at least one.
     type: list
     elements: str
-    required: true
   password:
     description: The password of every host part of the account (none with O(plugin)).
     type: str
@@ -88,6 +86,41 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  accounts:
+    description:
+      - Several account names in the same call and connection, in order, each with the
+        suboptions of the single-account form (O(name), O(hosts), ...). Mutually exclusive
+        with O(name).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: The account name.
+        type: str
+        required: true
+      hosts:
+        description: The host parts, as O(hosts).
+        type: list
+        elements: str
+        required: true
+      password:
+        description: The password, as O(password).
+        type: str
+      plugin:
+        description: Authentication plugin, as O(plugin).
+        type: str
+      priv:
+        description: Privileges, as O(priv).
+        type: raw
+      exclusive:
+        description: As O(exclusive).
+        type: bool
+        default: true
+      state:
+        description: As O(state).
+        type: str
+        choices: [present, absent]
+        default: present
   sql_log_bin:
     description: Whether the changes are written to the binary log (replicated).
     type: bool
@@ -124,6 +157,18 @@ EXAMPLES = r"""
     priv: "*.*:ALL,GRANT"
     exclusive: false
 
+- name: The replication and monitoring accounts in one call
+  mysql_account:
+    login_unix_socket: /run/mysqld/mysqld.sock
+    login_user: root
+    accounts:
+      - {name: hostkit_repl, hosts: [172.30.20.2, 172.30.20.3], password: "{{ repl_password }}",
+         priv: "*.*:REPLICATION SLAVE"}
+      - {name: hostkit_monitor, hosts: [172.30.0.9], password: "{{ monitor_password }}",
+         priv: "*.*:PROCESS,BINLOG MONITOR,SLAVE MONITOR"}
+    sql_log_bin: false
+  no_log: true
+
 - name: No anonymous accounts
   mysql_account:
     login_unix_socket: /run/mysqld/mysqld.sock
@@ -135,27 +180,26 @@ EXAMPLES = r"""
 
 RETURN = r"""
 created:
-  description: Host parts whose account was (in check mode, would be) created.
+  description: Accounts (V(name@host)) that were (in check mode, would be) created.
   returned: always
   type: list
   elements: str
-  sample: [172.30.20.4]
+  sample: [hostkit_repl@172.30.20.4]
 updated:
-  description: Host parts whose account's password, plugin or privileges were changed.
+  description: Accounts whose password, plugin or privileges were changed.
   returned: always
   type: list
   elements: str
   sample: []
 removed:
-  description: Host parts whose account was dropped.
+  description: Accounts that were dropped.
   returned: always
   type: list
   elements: str
-  sample: [172.30.20.9]
+  sample: [hostkit_repl@172.30.20.9]
 """
 
-ARGUMENT_SPEC: dict[str, Any] = {
-    **mysql_common_argument_spec(),
+ACCOUNT_OPTIONS: dict[str, Any] = {
     "name": {"type": "str", "required": True},
     "hosts": {"type": "list", "elements": "str", "required": True},
     "password": {"type": "str", "no_log": True},
@@ -163,6 +207,13 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "priv": {"type": "raw"},
     "exclusive": {"type": "bool", "default": True},
     "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+}
+
+ARGUMENT_SPEC: dict[str, Any] = {
+    **mysql_common_argument_spec(),
+    **{k: {**v, "required": False} for k, v in ACCOUNT_OPTIONS.items()},
+    "accounts": {"type": "list", "elements": "dict", "options": ACCOUNT_OPTIONS,
+                 "mutually_exclusive": [("password", "plugin")]},
     "sql_log_bin": {"type": "bool", "default": True},
 }
 
@@ -181,12 +232,25 @@ def _connect(module: AnsibleModule) -> Any:
     return cursor
 
 
-def _apply(module: AnsibleModule, cursor: Any, plan: Any, existing: list[str],
-           privileges: dict[str, Any] | None) -> dict[str, list[str]]:
-    p = module.params
-    done: dict[str, list[str]] = {"created": [], "updated": [], "removed": []}
+def _account_specs(params: dict[str, Any]) -> list[dict[str, Any]]:
+    if params.get("accounts"):
+        return list(params["accounts"])
+    if params.get("name") is None or params.get("hosts") is None:
+        raise AccountError("give name and hosts, or accounts")
+    return [{k: params.get(k) for k in ACCOUNT_OPTIONS}]
+
+
+def _apply(module: AnsibleModule, cursor: Any, spec: dict[str, Any],
+           done: dict[str, list[str]]) -> None:
+    """One account name: its host parts created, brought up to date or dropped."""
+    existing = user_get_hostnames(cursor, spec["name"])
+    plan = plan_account(spec["name"], spec["hosts"], existing, spec["state"], spec["exclusive"])
+    privileges = None
+    wanted = priv_string(spec.get("priv"))
+    if wanted and plan.keep:
+        privileges = privileges_unpack(wanted, get_mode(cursor), True)
     for host in plan.keep:
-        common = dict(password=p["password"], encrypted=False, plugin=p["plugin"],
+        common = dict(password=spec.get("password"), encrypted=False, plugin=spec.get("plugin"),
                       plugin_hash_string=None, plugin_auth_string=None, salt=None,
                       new_priv=privileges, attributes=None, tls_requires=None, module=module,
                       password_expire=None, password_expire_interval=None)
@@ -194,39 +258,40 @@ def _apply(module: AnsibleModule, cursor: Any, plan: Any, existing: list[str],
             result = user_mod(cursor, plan.name, host, False, append_privs=False,
                               subtract_privs=False, **common)
             if result["changed"]:
-                done["updated"].append(host)
+                done["updated"].append(f"{plan.name}@{host}")
         else:
             user_add(cursor, plan.name, host, False, reuse_existing_password=False, **common)
-            done["created"].append(host)
+            done["created"].append(f"{plan.name}@{host}")
     for host in plan.remove:
         user_delete(cursor, plan.name, host, False, module.check_mode)
-        done["removed"].append(host)
-    return done
+        done["removed"].append(f"{plan.name}@{host}")
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
-                           mutually_exclusive=[("password", "plugin")])
+                           mutually_exclusive=[("password", "plugin"), ("name", "accounts")])
     if IMPORT_ERROR is not None:
         module.fail_json(msg=f"cannot import the hostkit module_utils: {IMPORT_ERROR}")
     if mysql_driver is None:
         module.fail_json(msg=mysql_driver_fail_msg)
     p = module.params
+    done: dict[str, list[str]] = {"created": [], "updated": [], "removed": []}
+    name = p.get("name")
+    try:
+        specs = _account_specs(p)
+    except AccountError as exc:
+        module.fail_json(msg=f"mysql_account: {exc}")
     cursor = _connect(module)
     try:
         if not p["sql_log_bin"]:
             cursor.execute("SET SQL_LOG_BIN=0")
-        existing = user_get_hostnames(cursor, p["name"])
-        plan = plan_account(p["name"], p["hosts"], existing, p["state"], p["exclusive"])
-        privileges = None
-        wanted = priv_string(p["priv"])
-        if wanted and plan.keep:
-            privileges = privileges_unpack(wanted, get_mode(cursor), True)
-        done = _apply(module, cursor, plan, existing, privileges)
+        for spec in specs:
+            name = spec["name"]
+            _apply(module, cursor, spec, done)
     except (AccountError, InvalidPrivsError) as exc:
-        module.fail_json(msg=f"mysql_account {p['name']!r}: {exc}")
+        module.fail_json(msg=f"mysql_account {name!r}: {exc}", **done)
     except mysql_driver.Error as exc:
-        module.fail_json(msg=f"mysql_account {p['name']!r}: the server refused: {exc}")
+        module.fail_json(msg=f"mysql_account {name!r}: the server refused: {exc}", **done)
     finally:
         cursor.close()
     module.exit_json(changed=any(done.values()), **done)
