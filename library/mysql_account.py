@@ -61,7 +61,8 @@ options:
   hosts:
     description:
       - The host parts (addresses, V(localhost), networks as the server writes them - see the
-        C(mysql_host_pattern) filter). With O(state=present) at least one.
+        C(mysql_host_pattern) filter). With O(state=present) and O(exclusive), an empty list
+        drops every host part of the account (allowed from nowhere).
     type: list
     elements: str
   password:

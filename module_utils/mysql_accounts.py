@@ -57,11 +57,9 @@ def plan_account(name: str, hosts: Iterable[object], existing: Iterable[str],
     have = [str(h) for h in existing]
     if state == ABSENT:
         return AccountPlan(name, (), tuple(h for h in wanted if h in have))
-    if not wanted:
-        raise AccountError(f"account {name!r}: no host part given; state absent drops an "
-                           "account")
     if name == "":
         raise AccountError("the anonymous account ('') can only be dropped (state absent)")
+    # allowed from no host (say, no monitor host yet): exclusive drops every host part
     remove = tuple(h for h in have if h not in wanted) if exclusive else ()
     return AccountPlan(name, wanted, remove)
 

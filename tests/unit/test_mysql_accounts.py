@@ -12,6 +12,13 @@ def test_present_keeps_the_listed_hosts_and_drops_the_others() -> None:
     assert plan == AccountPlan("repl", ("10.0.0.2", "10.0.0.3"), ("10.0.0.9",))
 
 
+def test_allowed_from_no_host_drops_every_host_part() -> None:
+    assert plan_account("failover", [], ["10.0.0.7", "10.0.0.8"]) == \
+        AccountPlan("failover", (), ("10.0.0.7", "10.0.0.8"))
+    assert plan_account("failover", [], []) == AccountPlan("failover", (), ())
+    assert plan_account("failover", [], ["10.0.0.7"], exclusive=False).remove == ()
+
+
 def test_not_exclusive_drops_nothing() -> None:
     plan = plan_account("root", ["localhost"], ["localhost", "%"], exclusive=False)
     assert plan.keep == ("localhost",) and plan.remove == ()
@@ -24,7 +31,6 @@ def test_absent_drops_only_the_listed_hosts_the_server_has() -> None:
 
 
 @pytest.mark.parametrize(("name", "hosts", "state", "message"), [
-    ("repl", [], "present", "no host part given"),
     ("repl", [""], "present", "non-empty string"),
     ("repl", [None], "present", "non-empty string"),
     ("repl", ["x" * 256], "present", "longer than 255"),
