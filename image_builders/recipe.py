@@ -39,6 +39,9 @@ class Recipe:
     role: str
     parent: str = OS_PARENT
     description: str = ""
+    # The Ansible roles that configure servers started from this image, beyond those of the
+    # parent image: their runtime packages must be baked in (tests/unit/test_image_roles.py).
+    roles: tuple[str, ...] = ()
     variables: dict[str, Any] = field(default_factory=dict)
     steps: list[steps.Step] = field(default_factory=list)
     source: Path | None = None

@@ -2,7 +2,7 @@
 
 from image_builders.recipe import Recipe
 
-image = Recipe("base")
+image = Recipe("base", roles=("common",))
 
 # EL 9: EPEL (munin, nagios, php-pecl-memcached) needs CodeReady Builder enabled.
 image.run("dnf install -y -q dnf-plugins-core epel-release\n"

@@ -2,7 +2,7 @@
 
 from image_builders.recipe import Recipe
 
-image = Recipe("db", parent="base")
+image = Recipe("db", parent="base", roles=("mysql", "mysql_backup"))
 
 image.install("mysql")
 image.enable("mysql")

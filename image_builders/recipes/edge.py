@@ -2,7 +2,7 @@
 
 from image_builders.recipe import Recipe
 
-image = Recipe("edge", parent="base")
+image = Recipe("edge", parent="base", roles=("edge",))
 
 image.install("haproxy")
 image.enable("haproxy")

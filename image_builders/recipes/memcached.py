@@ -2,7 +2,7 @@
 
 from image_builders.recipe import Recipe
 
-image = Recipe("memcached", parent="base")
+image = Recipe("memcached", parent="base", roles=("memcached",))
 
 image.install("memcached")
 image.enable("memcached")

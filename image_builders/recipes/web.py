@@ -3,7 +3,8 @@ and what the config agent needs (Python 3 with boto3 and jsonschema)."""
 
 from image_builders.recipe import Recipe
 
-image = Recipe("web", parent="base")
+image = Recipe("web", parent="base",
+               roles=("apache", "php", "product", "config_agent"))
 
 image.install("apache", "php", "config_agent")
 image.run("a2dismod -q mpm_prefork || true\n"
