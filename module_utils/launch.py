@@ -7,7 +7,7 @@ Pure functions over the global config document (no Ansible imports); the filter
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from module_utils.topology import least_loaded_az
@@ -173,10 +173,18 @@ def initial_db_positions(groups: Mapping[str, Iterable[str]],
     return out
 
 
-def fleet_table(doc: Mapping[str, Any], url: str = "") -> list[str]:
+def fleet_table(doc: Mapping[str, Any], url: str = "",
+                products: Sequence[Mapping[str, Any]] = ()) -> list[str]:
     """The servers of the document as table lines (name, role, products, AZ, address,
-    state), with each product's db master, and the site's URL first when given."""
+    state), with each product's db master, and the site's URL first when given, followed by
+    one command per product (of `products`, the platform_products entries) that asks for
+    its page through that URL with the product's first domain as the Host header."""
     lines = [f"site: {url}"] if url else []
+    if url:
+        for product in products:
+            domains = product.get("domains") or []
+            if domains:
+                lines.append(f"{product.get('name')}: curl -H 'Host: {domains[0]}' {url}")
     lines.append(f"{'name':<16} {'role':<10} {'products':<12} {'az':<12} {'address':<15} state")
     for sid, server in sorted((doc.get("servers") or {}).items(),
                               key=lambda kv: (kv[1].get("role", ""), kv[0])):

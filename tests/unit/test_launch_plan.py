@@ -151,6 +151,19 @@ def test_fleet_table_lists_servers_and_masters() -> None:
     assert lines[3] == "product hello: db master d1, web 0, memcached 0 (epoch 3)"
 
 
+def test_fleet_table_says_how_to_ask_for_each_product() -> None:
+    from module_utils.launch import fleet_table
+
+    products = [{"name": "hello", "domains": ["hello.test", "www.hello.test"]},
+                {"name": "quiet", "domains": []}]
+    lines = fleet_table({"epoch": 1, "servers": {}, "products": {}}, "http://127.0.0.1:8080/",
+                        products)
+    assert lines[:2] == ["site: http://127.0.0.1:8080/",
+                         "hello: curl -H 'Host: hello.test' http://127.0.0.1:8080/"]
+    assert not any(line.startswith("quiet:") for line in lines)
+    assert fleet_table({"servers": {}}, "", products)[0].startswith("name ")
+
+
 def test_the_last_web_server_of_a_product_is_named() -> None:
     from module_utils.launch import sole_web_products
 
