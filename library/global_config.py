@@ -20,8 +20,10 @@ try:
         create_document,
         dumps,
         make_client,
+        remove_cluster,
         remove_product,
         remove_server,
+        set_cluster,
         set_product,
         set_server,
     )
@@ -36,8 +38,8 @@ author: hostkit maintainers
 short_description: Read or change the hostkit global config document in S3
 description:
   - Reads the global config document (the live topology of the fleet), or changes it with
-    a safe read-modify-write - set or remove a server, set a product's database positions
-    and its memcached and web servers.
+    a safe read-modify-write - set or remove a server, set a database cluster's positions,
+    set a product's cluster and its memcached and web servers.
   - Every write is a conditional PUT (C(If-Match) on the ETag that was read, or
     C(If-None-Match) set to C(*) when the document is created) that stores the epoch read plus
     one. A write that loses a race against another writer re-reads the document,
@@ -48,8 +50,13 @@ description:
   - A change that changes nothing writes nothing (C(changed=false), same epoch).
   - A web or memcached server is in the web or memcached list of each of its products
     exactly while its state is C(in_service) (it joins at the end of the list).
-  - Server and product changes given together are one write (one new epoch), applied
-    server first, then product.
+  - A database cluster serves every product that names it; its positions are repeated in
+    each of those products' C(db), and every change of them moves all of the cluster's
+    products in the same write.
+  - A document written before database clusters existed (version 1) is read as version 2
+    and stored as version 2 by the next write (epoch + 1).
+  - Server, cluster and product changes given together are one write (one new epoch),
+    applied servers first, then the cluster, then the product.
   - Run it where the AWS credentials are, normally the controller
     (C(delegate_to=localhost), C(run_once=true)).
 version_added: "1.0.0"
@@ -100,21 +107,43 @@ options:
     type: list
     elements: dict
     suboptions: *server_suboptions
+  cluster:
+    description:
+      - The database cluster to set (O(state=present)) or remove (O(state=absent); refused
+        while a product names it). With O(state=present) a missing cluster is created with
+        empty positions.
+    type: dict
+    suboptions:
+      name:
+        description: Cluster name (lower case letters, digits and C(_)).
+        type: str
+        required: true
+      db:
+        description:
+          - Positions to set, any of C(master), C(candidate), C(slave_candidate), C(backup),
+            each a server id or C(null) to empty it. Positions not named keep their holder.
+        type: dict
   product:
     description:
       - The product to set (O(state=present)) or remove (O(state=absent)). With
-        O(state=present) a missing product is created with empty positions and lists.
+        O(state=present) a missing product is created with no cluster and empty lists.
     type: dict
     suboptions:
       name:
         description: Product name.
         type: str
         required: true
+      cluster:
+        description:
+          - The database cluster of the product (created when missing); an empty string for
+            a product without a database. Left out, the product keeps its cluster. A product
+            whose cluster has servers is never moved to another cluster (its data would not
+            follow), the task fails instead.
+        type: str
       db:
         description:
-          - Database positions to set, any of C(master), C(candidate), C(slave_candidate),
-            C(backup), each a server id or C(null) to empty it. Positions not named keep
-            their holder.
+          - Positions of the product's cluster to set (a product without a cluster gets one
+            named after it), as in O(cluster.db); every product of the cluster follows.
         type: dict
       memcached:
         description: The product's memcached servers, in order (replaces the list).
@@ -203,15 +232,24 @@ EXAMPLES = r"""
     updated_by: launch_web@{{ inventory_hostname }}
   delegate_to: localhost
 
-- name: Failover - fence the old master and promote the candidate, in one write
+- name: Two products on one database cluster
+  global_config:
+    bucket: hostkit-sandbox-config
+    state: present
+    product:
+      name: notes
+      cluster: main
+  delegate_to: localhost
+
+- name: Failover - fence the old master, promote the candidate (every product of the cluster)
   global_config:
     bucket: hostkit-sandbox-config
     state: present
     server:
       id: hostkit-db-1
       state: fenced
-    product:
-      name: hello
+    cluster:
+      name: main
       db:
         master: hostkit-db-2
         candidate: hostkit-db-3
@@ -273,8 +311,13 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "state": {"type": "str", "choices": ["get", "present", "absent"], "default": "get"},
     "server": {"type": "dict", "options": SERVER_OPTIONS},
     "servers": {"type": "list", "elements": "dict", "options": SERVER_OPTIONS},
+    "cluster": {"type": "dict", "options": {
+        "name": {"type": "str", "required": True},
+        "db": {"type": "dict"},
+    }},
     "product": {"type": "dict", "options": {
         "name": {"type": "str", "required": True},
+        "cluster": {"type": "str"},
         "db": {"type": "dict"},
         "memcached": {"type": "list", "elements": "str"},
         "web": {"type": "list", "elements": "str"},
@@ -303,35 +346,53 @@ def _server_change(server: dict[str, Any], state: str) -> Any:
     return lambda doc: set_server(doc, server["id"], **fields)
 
 
+def _check_positions(what: str, db: dict[str, Any] | None) -> None:
+    if db is None:
+        return
+    unknown = sorted(set(db) - set(DB_POSITIONS))
+    if unknown:
+        raise ParameterError(f"{what}: unknown db position(s) {', '.join(unknown)} "
+                             f"(positions: {', '.join(DB_POSITIONS)})")
+    bad = [p for p, v in db.items() if v is not None and not isinstance(v, str)]
+    if bad:
+        raise ParameterError(f"{what}: db.{bad[0]} must be a server id or null")
+
+
+def _cluster_change(cluster: dict[str, Any], state: str) -> Any:
+    if state == "absent":
+        return lambda doc: remove_cluster(doc, cluster["name"])
+    _check_positions(f"cluster '{cluster['name']}'", cluster.get("db"))
+    return lambda doc: set_cluster(doc, cluster["name"], db=cluster.get("db"))
+
+
 def _product_change(product: dict[str, Any], state: str) -> Any:
     if state == "absent":
         return lambda doc: remove_product(doc, product["name"])
     db = product.get("db")
-    if db is not None:
-        unknown = sorted(set(db) - set(DB_POSITIONS))
-        if unknown:
-            raise ParameterError(f"product '{product['name']}': unknown db position(s) "
-                                 f"{', '.join(unknown)} (positions: {', '.join(DB_POSITIONS)})")
-        bad = [p for p, v in db.items() if v is not None and not isinstance(v, str)]
-        if bad:
-            raise ParameterError(f"product '{product['name']}': db.{bad[0]} must be a server "
-                                 "id or null")
-    return lambda doc: set_product(doc, product["name"], db=db,
-                                   memcached=product.get("memcached"), web=product.get("web"))
+    _check_positions(f"product '{product['name']}'", db)
+    fields: dict[str, Any] = {"db": db, "memcached": product.get("memcached"),
+                              "web": product.get("web")}
+    if product.get("cluster") is not None:  # "": the product has no database
+        fields["cluster"] = product["cluster"] or None
+    return lambda doc: set_product(doc, product["name"], **fields)
 
 
 def build_change(params: dict[str, Any]) -> Any:
-    """The change the parameters describe (server first, then product), or ParameterError."""
+    """The change the parameters describe (servers, then the cluster, then the product),
+    or ParameterError."""
     state = params["state"]
     changes = []
     if params.get("server"):
         changes.append(_server_change(params["server"], state))
     for server in params.get("servers") or []:
         changes.append(_server_change(server, state))
+    if params.get("cluster"):
+        changes.append(_cluster_change(params["cluster"], state))
     if params.get("product"):
         changes.append(_product_change(params["product"], state))
     if not changes:
-        raise ParameterError(f"state={state} needs a server, servers or a product to change")
+        raise ParameterError(f"state={state} needs a server, servers, a cluster or a product "
+                             "to change")
     return chain(*changes)
 
 

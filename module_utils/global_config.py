@@ -58,24 +58,37 @@ CONTENT_TYPE = "application/json"
 
 _SERVER_ID = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"}
 _PRODUCT_NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,30}$"}
+_CLUSTER_NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,30}$"}
 
-# Keep equal to schemas/global_config.schema.json (a unit test compares them).
-SCHEMA: dict[str, Any] = {
-    "$schema": "http://json-schema.org/draft-07/schema#",
-    "$id": "https://hostkit.invalid/schemas/global_config.schema.json",
-    "title": "hostkit global config",
-    "description": (
-        "The live topology of the fleet, kept in one S3 object. Written only by the control "
-        "plane (launch, decommission, failover) with a conditional PUT and epoch + 1; read by "
-        "Ansible, the config agent on every server and the control panel. Cross-references (a "
-        "product's db master must be a known db server, ...) are checked by semantic_problems() "
-        "in module_utils/global_config.py, which embeds a copy of this schema "
-        "(tests/unit/test_global_config.py keeps the two equal)."
-    ),
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["epoch", "updated_at", "updated_by", "servers", "products"],
-    "properties": {
+
+def _schema(version: int) -> dict[str, Any]:
+    """The document's JSON Schema. Version 2 (the current one) has database clusters: each
+    product names its cluster, and its `db` repeats the cluster's positions for readers.
+    Version 1 (no clusters; each product held its own positions) is still read: parse()
+    upgrades it in memory, and the next write stores version 2 (upgrade())."""
+    product_required = ["cluster", "db", "memcached", "web"] if version == 2 else [
+        "db", "memcached", "web"]
+    product_properties: dict[str, Any] = {
+        "db": {"$ref": "#/definitions/positions"},
+        "memcached": {"$ref": "#/definitions/server_list"},
+        "web": {"$ref": "#/definitions/server_list"},
+    }
+    if version == 2:
+        product_properties = {
+            "cluster": {
+                "description": "The database cluster the product's database lives on; null: "
+                               "the product has no database.",
+                "anyOf": [{"$ref": "#/definitions/cluster_name"}, {"type": "null"}],
+            },
+            "db": {
+                "description": "The positions of the product's cluster, repeated for readers "
+                               "(always equal to clusters.<cluster>.db).",
+                "$ref": "#/definitions/positions",
+            },
+            **{k: v for k, v in product_properties.items() if k != "db"},
+        }
+    top_required = ["epoch", "updated_at", "updated_by", "servers", "products"]
+    top_properties: dict[str, Any] = {
         "epoch": {
             "description": (
                 "Version of the document; every write stores the epoch it read plus one, and a "
@@ -110,14 +123,15 @@ SCHEMA: dict[str, Any] = {
         },
         "products": {
             "description": (
-                "Product name -> its database positions and its memcached and web servers."
+                "Product name -> its database cluster and positions, its memcached and web "
+                "servers."
             ),
             "type": "object",
             "propertyNames": {"$ref": "#/definitions/product_name"},
             "additionalProperties": {"$ref": "#/definitions/product"},
         },
-    },
-    "definitions": {
+    }
+    definitions: dict[str, Any] = {
         "server_id": _SERVER_ID,
         "product_name": _PRODUCT_NAME,
         "server_ref": {
@@ -128,6 +142,12 @@ SCHEMA: dict[str, Any] = {
             "type": "array",
             "items": {"$ref": "#/definitions/server_id"},
             "uniqueItems": True,
+        },
+        "positions": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": list(DB_POSITIONS),
+            "properties": {p: {"$ref": "#/definitions/server_ref"} for p in DB_POSITIONS},
         },
         "server": {
             "type": "object",
@@ -158,20 +178,52 @@ SCHEMA: dict[str, Any] = {
         "product": {
             "type": "object",
             "additionalProperties": False,
-            "required": ["db", "memcached", "web"],
-            "properties": {
-                "db": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": list(DB_POSITIONS),
-                    "properties": {p: {"$ref": "#/definitions/server_ref"} for p in DB_POSITIONS},
-                },
-                "memcached": {"$ref": "#/definitions/server_list"},
-                "web": {"$ref": "#/definitions/server_list"},
-            },
+            "required": product_required,
+            "properties": product_properties,
         },
-    },
-}
+    }
+    if version == 2:
+        top_required.append("clusters")
+        top_properties["clusters"] = {
+            "description": (
+                "Database cluster name -> its live positions. A cluster serves every product "
+                "that names it; a failover or switchover moves all of them in one write."
+            ),
+            "type": "object",
+            "propertyNames": {"$ref": "#/definitions/cluster_name"},
+            "additionalProperties": {"$ref": "#/definitions/cluster"},
+        }
+        definitions["cluster_name"] = _CLUSTER_NAME
+        definitions["cluster"] = {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["db"],
+            "properties": {"db": {"$ref": "#/definitions/positions"}},
+        }
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "$id": "https://hostkit.invalid/schemas/global_config.schema.json",
+        "title": "hostkit global config",
+        "description": (
+            "The live topology of the fleet, kept in one S3 object. Written only by the control "
+            "plane (launch, decommission, failover) with a conditional PUT and epoch + 1; read "
+            "by Ansible, the config agent on every server and the control panel. "
+            "Cross-references (a product's db master must be a known db server, ...) are "
+            "checked by semantic_problems() in module_utils/global_config.py, which embeds a "
+            "copy of this schema (tests/unit/test_global_config.py keeps the two equal)."
+        ),
+        "type": "object",
+        "additionalProperties": False,
+        "required": top_required,
+        "properties": top_properties,
+        "definitions": definitions,
+    }
+
+
+# Keep equal to schemas/global_config.schema.json (a unit test compares them).
+SCHEMA: dict[str, Any] = _schema(2)
+# Documents written before database clusters existed; read and upgraded, never written.
+SCHEMA_V1: dict[str, Any] = _schema(1)
 
 Doc = dict[str, Any]
 Change = Callable[[Doc], "tuple[Doc, bool]"]
@@ -234,12 +286,17 @@ class S3Unavailable(GlobalConfigError):
 # --------------------------------------------------------------------------- checks
 
 
-def _validator() -> Any:
+def _validator(schema: Mapping[str, Any]) -> Any:
     if JSONSCHEMA_IMPORT_ERROR is not None:
         raise GlobalConfigError(f"the Python package jsonschema is required: "
                                 f"{JSONSCHEMA_IMPORT_ERROR}")
     # Draft 7: the newest draft that EL 9's python3-jsonschema (3.2) knows; Debian 12 has 4.10.
-    return jsonschema.Draft7Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
+    return jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def version_of(doc: Any) -> int:
+    """2 for a document with database clusters, 1 for one written before them."""
+    return 2 if isinstance(doc, Mapping) and "clusters" in doc else 1
 
 
 def _dotted(path: Iterable[Any]) -> str:
@@ -258,12 +315,14 @@ def _message(error: Any) -> str:
 
 
 def schema_problems(doc: Any) -> list[str]:
-    """Schema violations, each as '<dotted path>: <message>', in document order."""
-    errors = sorted(_validator().iter_errors(doc), key=lambda e: [str(p) for p in e.path])
+    """Schema violations, each as '<dotted path>: <message>', in document order (against
+    the schema of the document's version)."""
+    schema = SCHEMA if version_of(doc) == 2 else SCHEMA_V1
+    errors = sorted(_validator(schema).iter_errors(doc), key=lambda e: [str(p) for p in e.path])
     return [f"{_dotted(e.absolute_path)}: {_message(e)}" for e in errors]
 
 
-def _ref_problems(doc: Mapping[str, Any], where: str, server_id: str, product: str,
+def _ref_problems(doc: Mapping[str, Any], where: str, server_id: str, product: str | None,
                   role: str) -> list[str]:
     server = doc["servers"].get(server_id)
     if server is None:
@@ -272,46 +331,88 @@ def _ref_problems(doc: Mapping[str, Any], where: str, server_id: str, product: s
     if server["role"] != role:
         found.append(f"{where}: server '{server_id}' has role '{server['role']}', "
                      f"expected '{role}'")
-    if product not in server["products"]:
+    if product is not None and product not in server["products"]:
         found.append(f"{where}: server '{server_id}' does not list product '{product}' "
                      "in its products")
     return found
 
 
-def _product_problems(doc: Mapping[str, Any], name: str, product: Mapping[str, Any]) -> list[str]:
+def _positions_problems(doc: Mapping[str, Any], where: str, positions: Mapping[str, Any],
+                        products: Iterable[str | None]) -> list[str]:
+    """The positions of a cluster (v2) or a product (v1): known db servers that list the
+    products served, one position per server, no fenced master."""
     found: list[str] = []
     holders: dict[str, list[str]] = {}
     for position in DB_POSITIONS:
-        server_id = product["db"][position]
+        server_id = positions[position]
         if server_id is None:
             continue
         holders.setdefault(server_id, []).append(position)
-        where = f"products.{name}.db.{position}"
-        found += _ref_problems(doc, where, server_id, name, "db")
+        for product in products:
+            found += _ref_problems(doc, f"{where}.{position}", server_id, product, "db")
         server = doc["servers"].get(server_id)
         if position == "master" and server is not None and server["state"] == "fenced":
-            found.append(f"{where}: server '{server_id}' is fenced and cannot be the master")
-    for server_id, positions in holders.items():
-        if len(positions) > 1:
-            found.append(f"products.{name}.db: server '{server_id}' holds several positions "
-                         f"({', '.join(positions)})")
+            found.append(f"{where}.{position}: server '{server_id}' is fenced and cannot be "
+                         "the master")
+    for server_id, held in holders.items():
+        if len(held) > 1:
+            found.append(f"{where}: server '{server_id}' holds several positions "
+                         f"({', '.join(held)})")
+    return list(dict.fromkeys(found))
+
+
+def _member_problems(doc: Mapping[str, Any], name: str, product: Mapping[str, Any]) -> list[str]:
+    found: list[str] = []
     for kind in ("memcached", "web"):
         for i, server_id in enumerate(product[kind]):
             found += _ref_problems(doc, f"products.{name}.{kind}[{i}]", server_id, name, kind)
     return found
 
 
+def _cluster_problems(doc: Mapping[str, Any]) -> list[str]:
+    found: list[str] = []
+    served = cluster_products(doc)
+    seats: dict[str, list[str]] = {}
+    for name, cluster in doc["clusters"].items():
+        found += _positions_problems(doc, f"clusters.{name}.db", cluster["db"],
+                                     served.get(name) or [None])
+        for server_id in {s for s in cluster["db"].values() if s}:
+            seats.setdefault(server_id, []).append(name)
+    for server_id, clusters in sorted(seats.items()):
+        if len(clusters) > 1:
+            found.append(f"servers.{server_id}: holds positions in several clusters "
+                         f"({', '.join(sorted(clusters))}); a server belongs to one cluster")
+    for name, product in doc["products"].items():
+        cluster = product["cluster"]
+        if cluster is None:
+            if any(product["db"].values()):
+                found.append(f"products.{name}.db: positions without a cluster (set "
+                             f"products.{name}.cluster)")
+        elif cluster not in doc["clusters"]:
+            found.append(f"products.{name}.cluster: unknown cluster '{cluster}' (not in "
+                         "clusters)")
+        elif product["db"] != doc["clusters"][cluster]["db"]:
+            found.append(f"products.{name}.db: differs from clusters.{cluster}.db (the "
+                         "positions of a product are those of its cluster)")
+        found += _member_problems(doc, name, product)
+    return found
+
+
 def semantic_problems(doc: Mapping[str, Any]) -> list[str]:
     """Cross-references the schema cannot express, for a document that passes the schema:
-    every server a product names exists, has the right role (db positions: db; memcached
-    and web lists: memcached and web) and lists the product; one server holds at most one
-    db position of a product; a fenced server is no master; a server's products exist."""
+    every server a cluster (or product) names exists, has the right role (db positions: db;
+    memcached and web lists: memcached and web) and lists the product(s); one server holds
+    at most one position, in one cluster; a fenced server is no master; a server's products
+    exist; a product names a known cluster and repeats its positions."""
     found: list[str] = []
     for server_id, server in doc["servers"].items():
         found += [f"servers.{server_id}.products: unknown product '{p}' (not in products)"
                   for p in server["products"] if p not in doc["products"]]
+    if version_of(doc) == 2:
+        return found + _cluster_problems(doc)
     for name, product in doc["products"].items():
-        found += _product_problems(doc, name, product)
+        found += _positions_problems(doc, f"products.{name}.db", product["db"], [name])
+        found += _member_problems(doc, name, product)
     return found
 
 
@@ -322,20 +423,60 @@ def problems(doc: Any) -> list[str]:
 
 
 def validate(doc: Any, source: str = "document") -> Doc:
-    """The document itself when it is valid, else DocumentInvalid naming every problem."""
+    """The document itself when it is valid (version 1 or 2), else DocumentInvalid naming
+    every problem."""
     found = problems(doc)
     if found:
         raise DocumentInvalid(source, found)
     return doc
 
 
-def parse(body: bytes | str, source: str = "document") -> Doc:
-    """Decode and validate a stored document."""
+def upgrade(doc: Mapping[str, Any]) -> Doc:
+    """A version 1 document as version 2, same epoch: products that share their database
+    positions share one cluster, named after the first of them (playbooks may rename it,
+    rename_cluster); a product without positions has no cluster. A version 2 document is
+    returned as a copy. Products whose positions overlap without being equal cannot be
+    placed on one cluster: DocumentInvalid."""
+    new = copy.deepcopy(dict(doc))
+    if version_of(new) == 2:
+        return new
+    new["clusters"] = {}
+    by_positions: dict[tuple[Any, ...], str] = {}
+    seats: dict[str, str] = {}
+    for name in sorted(new["products"]):
+        product = new["products"][name]
+        positions = tuple(product["db"].get(p) for p in DB_POSITIONS)
+        product["cluster"] = None
+        if not any(positions):
+            continue
+        cluster = by_positions.get(positions)
+        if cluster is None:
+            clash = sorted({seats[s] for s in positions if s and s in seats})
+            if clash:
+                raise DocumentInvalid("the version 1 document", [
+                    f"products.{name}.db shares servers with cluster '{clash[0]}' in other "
+                    "positions: products on one cluster must have the same positions"])
+            cluster = name
+            by_positions[positions] = cluster
+            new["clusters"][cluster] = {"db": dict(product["db"])}
+            seats.update({s: cluster for s in positions if s})
+        product["cluster"] = cluster
+    return new
+
+
+def parse_stored(body: bytes | str, source: str = "document") -> tuple[Doc, int]:
+    """Decode and validate a stored document: (the document as version 2, the version it
+    was stored as)."""
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise DocumentInvalid(source, [f"not JSON: {exc}"]) from None
-    return validate(doc, source)
+    return upgrade(validate(doc, source)), version_of(doc)
+
+
+def parse(body: bytes | str, source: str = "document") -> Doc:
+    """Decode and validate a stored document; a version 1 document comes back upgraded."""
+    return parse_stored(body, source)[0]
 
 
 def dumps(doc: Mapping[str, Any]) -> bytes:
@@ -353,13 +494,44 @@ def default_updated_by(program: str = "hostkit") -> str:
 
 
 def create_document(updated_by: str, epoch: int = 0, now: str | None = None) -> Doc:
-    """An empty, valid document: no servers, no products."""
+    """An empty, valid document: no servers, no clusters, no products."""
     return validate({"epoch": epoch, "updated_at": now or utc_now(), "updated_by": updated_by,
-                     "servers": {}, "products": {}})
+                     "servers": {}, "clusters": {}, "products": {}})
+
+
+def empty_positions() -> dict[str, str | None]:
+    return {p: None for p in DB_POSITIONS}
 
 
 def empty_product() -> dict[str, Any]:
-    return {"db": {p: None for p in DB_POSITIONS}, "memcached": [], "web": []}
+    return {"cluster": None, "db": empty_positions(), "memcached": [], "web": []}
+
+
+# --------------------------------------------------------------------------- queries of
+# a version 2 document
+
+
+def cluster_products(doc: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Cluster name -> the products that name it, sorted (every cluster, even unused)."""
+    out: dict[str, list[str]] = {name: [] for name in doc.get("clusters") or {}}
+    for name, product in sorted((doc.get("products") or {}).items()):
+        if product.get("cluster") is not None:
+            out.setdefault(product["cluster"], []).append(name)
+    return out
+
+
+def cluster_of_server(doc: Mapping[str, Any], server_id: str) -> str | None:
+    """The cluster a db server belongs to: the one where it holds a position, else (a
+    fenced or spare server) the cluster of its products when they name exactly one."""
+    for name, cluster in (doc.get("clusters") or {}).items():
+        if server_id in cluster["db"].values():
+            return name
+    server = (doc.get("servers") or {}).get(server_id) or {}
+    if server.get("role") != "db":
+        return None
+    clusters = {((doc.get("products") or {}).get(p) or {}).get("cluster")
+                for p in server.get("products") or []} - {None}
+    return clusters.pop() if len(clusters) == 1 else None
 
 
 # --------------------------------------------------------------------------- changes
@@ -389,7 +561,7 @@ def set_server(doc: Mapping[str, Any], server_id: str, *, role: str | None = Non
     role, az and address (products default to none, state to provisioning). A web or
     memcached server joins its products' web/memcached lists while it is in_service and
     leaves them otherwise (also when it drops a product)."""
-    new = copy.deepcopy(dict(doc))
+    new = upgrade(doc)
     current = new["servers"].get(server_id)
     if current is None:
         missing = [f for f, v in (("role", role), ("az", az), ("address", address)) if v is None]
@@ -409,30 +581,102 @@ def set_server(doc: Mapping[str, Any], server_id: str, *, role: str | None = Non
 def remove_server(doc: Mapping[str, Any], server_id: str) -> tuple[Doc, bool]:
     """Remove a server and every reference to it: products' web and memcached lists, and
     the db positions it held (left empty). Unknown server: no change."""
-    new = copy.deepcopy(dict(doc))
+    new = upgrade(doc)
     new["servers"].pop(server_id, None)
     for product in new["products"].values():
         for kind in ("web", "memcached"):
             product[kind] = [s for s in product[kind] if s != server_id]
-        for position, holder in product["db"].items():
-            if holder == server_id:
-                product["db"][position] = None
+    for name, cluster in new["clusters"].items():
+        emptied = {p: None for p, holder in cluster["db"].items() if holder == server_id}
+        if emptied:
+            _set_positions(new, name, emptied)
     return new, new != doc
 
 
+def _set_positions(doc: Doc, cluster: str, positions: Mapping[str, str | None]) -> None:
+    """Set positions of a cluster (in place) and repeat them in each of its products."""
+    unknown = sorted(set(positions) - set(DB_POSITIONS))
+    if unknown:
+        raise ChangeRejected(f"cluster '{cluster}': unknown db position(s) "
+                             f"{', '.join(unknown)} (positions: {', '.join(DB_POSITIONS)})")
+    entry = doc["clusters"].setdefault(cluster, {"db": empty_positions()})
+    entry["db"].update(dict(positions))
+    for product in doc["products"].values():
+        if product["cluster"] == cluster:
+            product["db"] = dict(entry["db"])
+
+
+def set_cluster(doc: Mapping[str, Any], name: str,
+                db: Mapping[str, str | None] | None = None) -> tuple[Doc, bool]:
+    """Create a database cluster (empty positions) or set the positions `db` names (None
+    empties one; the others keep their holder). Every product of the cluster gets the same
+    positions in the same write."""
+    new = upgrade(doc)
+    _set_positions(new, name, db or {})
+    return new, new != doc
+
+
+def rename_cluster(doc: Mapping[str, Any], old: str, new_name: str) -> tuple[Doc, bool]:
+    """Give a cluster another name (its products follow). Refused when the new name is taken."""
+    new = upgrade(doc)
+    if old == new_name:
+        return new, new != doc
+    if old not in new["clusters"]:
+        raise ChangeRejected(f"cluster '{old}' does not exist")
+    if new_name in new["clusters"]:
+        raise ChangeRejected(f"cannot rename cluster '{old}' to '{new_name}': that name is taken")
+    new["clusters"][new_name] = new["clusters"].pop(old)
+    for product in new["products"].values():
+        if product["cluster"] == old:
+            product["cluster"] = new_name
+    return new, new != doc
+
+
+def remove_cluster(doc: Mapping[str, Any], name: str) -> tuple[Doc, bool]:
+    """Remove a cluster that no product names (unknown cluster: no change)."""
+    new = upgrade(doc)
+    users = cluster_products(new).get(name) or []
+    if users:
+        raise ChangeRejected(f"cluster '{name}' still serves {', '.join(users)}")
+    new["clusters"].pop(name, None)
+    return new, new != doc
+
+
+_UNSET: Any = object()
+
+
 def set_product(doc: Mapping[str, Any], name: str, *,
+                cluster: Any = _UNSET,
                 db: Mapping[str, str | None] | None = None,
                 memcached: Iterable[str] | None = None,
                 web: Iterable[str] | None = None) -> tuple[Doc, bool]:
-    """Create a product (empty positions and lists) or update it: `db` sets the positions
-    it names (None empties one) and keeps the others; `memcached` / `web` replace the list."""
-    unknown = sorted(set(db or {}) - set(DB_POSITIONS))
-    if unknown:
-        raise ChangeRejected(f"product '{name}': unknown db position(s) {', '.join(unknown)} "
-                             f"(positions: {', '.join(DB_POSITIONS)})")
-    new = copy.deepcopy(dict(doc))
+    """Create a product (no cluster, empty positions and lists) or update it.
+
+    `cluster` names the database cluster of the product (None: no database); a product
+    joins an existing cluster, or a new one (empty positions) when none has that name. A
+    product that is already on a cluster with positions is never moved to another one
+    (its data does not move with it): ChangeRejected. `db` sets positions of the product's
+    cluster (a product without a cluster gets one named after it), so every product of the
+    cluster gets them in the same write. `memcached` / `web` replace the lists."""
+    new = upgrade(doc)
     product = new["products"].setdefault(name, empty_product())
-    product["db"].update(dict(db or {}))
+    if cluster is not _UNSET and cluster != product["cluster"]:
+        current = product["cluster"]
+        if current is not None and any(new["clusters"].get(current, {}).get("db", {}).values()):
+            raise ChangeRejected(
+                f"product '{name}' is on cluster '{current}', which has servers: moving its "
+                f"database to cluster '{cluster}' is not automated (copy the data, then "
+                "change the product's cluster)")
+        product["cluster"] = cluster
+        if cluster is None:
+            product["db"] = empty_positions()
+        else:
+            new["clusters"].setdefault(cluster, {"db": empty_positions()})
+            product["db"] = dict(new["clusters"][cluster]["db"])
+    if db is not None:
+        if product["cluster"] is None:
+            product["cluster"] = name
+        _set_positions(new, product["cluster"], db)
     if memcached is not None:
         product["memcached"] = list(memcached)
     if web is not None:
@@ -442,13 +686,14 @@ def set_product(doc: Mapping[str, Any], name: str, *,
 
 def set_product_db(doc: Mapping[str, Any], name: str, **positions: str | None
                    ) -> tuple[Doc, bool]:
-    """set_product(doc, name, db=positions), e.g. set_product_db(doc, 'hello', master='db-2')."""
+    """The positions of a product's cluster (every product of the cluster follows), e.g.
+    set_product_db(doc, 'hello', master='db-2')."""
     return set_product(doc, name, db=positions)
 
 
 def remove_product(doc: Mapping[str, Any], name: str) -> tuple[Doc, bool]:
-    """Remove a product and drop it from every server's products."""
-    new = copy.deepcopy(dict(doc))
+    """Remove a product and drop it from every server's products (its cluster stays)."""
+    new = upgrade(doc)
     new["products"].pop(name, None)
     for server in new["servers"].values():
         server["products"] = [p for p in server["products"] if p != name]
@@ -466,11 +711,14 @@ def chain(*changes: Change) -> Change:
 
 
 def apply_change(doc: Mapping[str, Any], change: Change, updated_by: str,
-                 now: str | None = None, source: str = "document") -> tuple[Doc, bool]:
+                 now: str | None = None, source: str = "document",
+                 force: bool = False) -> tuple[Doc, bool]:
     """The next version of `doc` after `change`: epoch + 1, updated_at and updated_by set,
-    validated. When the change changes nothing, `doc` itself and False."""
-    new, changed = change(copy.deepcopy(dict(doc)))
-    if not changed or new == doc:
+    validated. When the change changes nothing, `doc` itself and False (unless `force`: the
+    stored copy is version 1 and must be written as version 2). A version 1 document is
+    upgraded first; the upgrade alone is a change."""
+    new, _ = change(upgrade(doc))
+    if new == doc and not force:
         return dict(doc), False
     new = dict(new, epoch=int(doc["epoch"]) + 1, updated_at=now or utc_now(),
                updated_by=updated_by)
@@ -573,6 +821,8 @@ class GlobalConfig:
         self.key = key
         self._sleep = sleep
         self._jitter = jitter
+        # The version the document was stored as when last read (1: the next write upgrades).
+        self.stored_version = 2
 
     @property
     def location(self) -> str:
@@ -614,7 +864,8 @@ class GlobalConfig:
             raise self._error(exc, "read") from None
         except BotoCoreError as exc:
             raise self._error(exc, "read") from None
-        return parse(body, self.location), str(reply["ETag"])
+        doc, self.stored_version = parse_stored(body, self.location)
+        return doc, str(reply["ETag"])
 
     def read(self) -> tuple[Doc, str]:
         """The valid document and its ETag."""
@@ -663,12 +914,17 @@ class GlobalConfig:
         except DocumentMissing:
             if not create:
                 raise
+            self.stored_version = 2
             return create_document("hostkit"), None
+
+    def _apply(self, before: Doc, change: Change, updated_by: str) -> tuple[Doc, bool]:
+        return apply_change(before, change, updated_by, source=self.location,
+                            force=self.stored_version < 2)
 
     def plan(self, change: Change, updated_by: str, create: bool = False) -> UpdateResult:
         """What update() would write, without writing (check mode)."""
         before, etag = self._base(create)
-        new, changed = apply_change(before, change, updated_by, source=self.location)
+        new, changed = self._apply(before, change, updated_by)
         return UpdateResult(new, etag, changed, before if etag else None, 0)
 
     def backoff(self, attempt: int) -> float:
@@ -684,7 +940,7 @@ class GlobalConfig:
             raise ValueError("max_attempts must be at least 1")
         for attempt in range(1, max_attempts + 1):
             before, etag = self._base(create)
-            new, changed = apply_change(before, change, updated_by, source=self.location)
+            new, changed = self._apply(before, change, updated_by)
             if not changed:
                 return UpdateResult(before, etag, False, before if etag else None, attempt - 1)
             try:

@@ -33,8 +33,15 @@ SAMPLE: dict[str, Any] = {
         "hostkit-web-a1b2": {"role": "web", "products": ["hello"], "az": "us-east-1a",
                              "address": "172.18.0.7", "state": "in_service"},
     },
+    "clusters": {
+        "hello": {
+            "db": {"master": "hostkit-db-1", "candidate": "hostkit-db-2",
+                   "slave_candidate": "hostkit-db-3", "backup": "hostkit-db-4"},
+        },
+    },
     "products": {
         "hello": {
+            "cluster": "hello",
             "db": {"master": "hostkit-db-1", "candidate": "hostkit-db-2",
                    "slave_candidate": "hostkit-db-3", "backup": "hostkit-db-4"},
             "memcached": ["hostkit-mc-1"],
@@ -43,10 +50,25 @@ SAMPLE: dict[str, Any] = {
     },
 }
 
+# The same fleet as a version 1 document (before database clusters): what an older kit
+# stored, which readers upgrade in memory and the next write stores as version 2.
+SAMPLE_V1: dict[str, Any] = {
+    **{k: v for k, v in SAMPLE.items() if k != "clusters"},
+    "products": {"hello": {k: v for k, v in SAMPLE["products"]["hello"].items()
+                           if k != "cluster"}},
+}
+
 
 def sample(**top: Any) -> dict[str, Any]:
     """A deep copy of SAMPLE with top-level fields replaced."""
     doc = copy.deepcopy(SAMPLE)
+    doc.update(top)
+    return doc
+
+
+def sample_v1(**top: Any) -> dict[str, Any]:
+    """A deep copy of SAMPLE_V1 (no clusters) with top-level fields replaced."""
+    doc = copy.deepcopy(SAMPLE_V1)
     doc.update(top)
     return doc
 

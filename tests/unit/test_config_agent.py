@@ -20,7 +20,7 @@ from botocore.exceptions import EndpointConnectionError
 from module_utils import config_agent as ca
 from module_utils import global_config as gc
 from module_utils.runtime_settings import dumps, render
-from tests.unit.gc_helpers import BUCKET, KEY, Recorder, moto_s3, sample, store
+from tests.unit.gc_helpers import BUCKET, KEY, Recorder, moto_s3, sample, sample_v1, store
 
 HELLO = {"name": "hello", "database": {"name": "hello", "user": "hello"}, "memcached": True}
 SHOP = {"name": "shop"}  # no database, no memcached
@@ -215,7 +215,7 @@ def test_the_same_content_with_a_wrong_mode_is_rewritten_without_a_reload(
 @pytest.mark.parametrize(("body", "expected"), [
     (b'{"epoch": 13, "servers": ', "not JSON"),
     (sample(epoch="13"), "epoch: '13' is not of type 'integer'"),
-    (sample(epoch=13, products={"hello": {"db": {"master": "ghost", "candidate": None,
+    (sample_v1(epoch=13, products={"hello": {"db": {"master": "ghost", "candidate": None,
                                                  "slave_candidate": None, "backup": None},
                                           "memcached": [], "web": []}}),
      "products.hello.db.master: unknown server 'ghost'"),

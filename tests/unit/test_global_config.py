@@ -107,18 +107,33 @@ def test_not_json_is_invalid() -> None:
 # ------------------------------------------------------------------ cross-references
 
 
+def positions(doc: dict[str, Any], **held: str | None) -> None:
+    """Set positions of cluster hello and of its product alike (in place)."""
+    doc["clusters"]["hello"]["db"].update(held)
+    doc["products"]["hello"]["db"].update(held)
+
+
 @pytest.mark.parametrize(("mutate", "expected"), [
-    (lambda d: d["products"]["hello"]["db"].update(master="hostkit-db-9"),
-     "products.hello.db.master: unknown server 'hostkit-db-9' (not in servers)"),
-    (lambda d: d["products"]["hello"]["db"].update(backup="hostkit-web-a1b2"),
-     "products.hello.db.backup: server 'hostkit-web-a1b2' has role 'web', expected 'db'"),
+    (lambda d: positions(d, master="hostkit-db-9"),
+     "clusters.hello.db.master: unknown server 'hostkit-db-9' (not in servers)"),
+    (lambda d: positions(d, backup="hostkit-web-a1b2"),
+     "clusters.hello.db.backup: server 'hostkit-web-a1b2' has role 'web', expected 'db'"),
     (lambda d: d["servers"]["hostkit-db-2"].update(products=[]),
-     "products.hello.db.candidate: server 'hostkit-db-2' does not list product 'hello' "
+     "clusters.hello.db.candidate: server 'hostkit-db-2' does not list product 'hello' "
      "in its products"),
-    (lambda d: d["products"]["hello"]["db"].update(backup="hostkit-db-1"),
-     "products.hello.db: server 'hostkit-db-1' holds several positions (master, backup)"),
+    (lambda d: positions(d, backup="hostkit-db-1"),
+     "clusters.hello.db: server 'hostkit-db-1' holds several positions (master, backup)"),
     (lambda d: d["servers"]["hostkit-db-1"].update(state="fenced"),
-     "products.hello.db.master: server 'hostkit-db-1' is fenced and cannot be the master"),
+     "clusters.hello.db.master: server 'hostkit-db-1' is fenced and cannot be the master"),
+    (lambda d: d["products"]["hello"]["db"].update(master="hostkit-db-2"),
+     "products.hello.db: differs from clusters.hello.db (the positions of a product are those "
+     "of its cluster)"),
+    (lambda d: d["products"]["hello"].update(cluster="main"),
+     "products.hello.cluster: unknown cluster 'main' (not in clusters)"),
+    (lambda d: d["clusters"].update(other={"db": {**gc.empty_positions(),
+                                                  "backup": "hostkit-db-1"}}),
+     "servers.hostkit-db-1: holds positions in several clusters (hello, other); a server "
+     "belongs to one cluster"),
     (lambda d: d["products"]["hello"].update(memcached=["hostkit-db-1"]),
      "products.hello.memcached[0]: server 'hostkit-db-1' has role 'db', expected 'memcached'"),
     (lambda d: d["products"]["hello"].update(web=["hostkit-web-a1b2", "ghost"]),
@@ -226,7 +241,7 @@ def test_set_product_creates_and_sets_only_the_named_positions() -> None:
 
 
 def test_set_product_rejects_an_unknown_position() -> None:
-    with pytest.raises(gc.ChangeRejected, match=r"product 'hello': unknown db position\(s\) "
+    with pytest.raises(gc.ChangeRejected, match=r"cluster 'hello': unknown db position\(s\) "
                                                 r"primary"):
         gc.set_product(sample(), "hello", db={"primary": "hostkit-db-1"})
 
@@ -313,7 +328,7 @@ def test_update_without_change_writes_nothing(s3) -> None:
 
 def test_an_invalid_change_writes_nothing(s3) -> None:
     etag = put_raw(s3, SAMPLE)
-    with pytest.raises(gc.DocumentInvalid, match=r"products\.hello\.db\.master: unknown server"):
+    with pytest.raises(gc.DocumentInvalid, match=r"clusters\.hello\.db\.master: unknown server"):
         store(s3).update(lambda d: gc.set_product_db(d, "hello", master="hostkit-db-9"), "me")
     assert s3.head_object(Bucket=BUCKET, Key=KEY)["ETag"] == etag
 
@@ -372,7 +387,7 @@ def test_two_writers_racing_lose_nothing(s3) -> None:
     Every change ends up in the document, every write has its own epoch, one more than
     the version before it, and the retries really happened."""
     rounds = 25
-    put_raw(s3, sample(epoch=0, servers={}, products={"hello": gc.empty_product()}))
+    put_raw(s3, sample(epoch=0, servers={}, clusters={}, products={"hello": gc.empty_product()}))
     start = threading.Barrier(2, timeout=10)
     first = {"a": True, "b": True}
     results: dict[str, list[gc.UpdateResult]] = {"a": [], "b": []}
@@ -507,13 +522,13 @@ def test_access_denied(s3, code: str) -> None:
 
 def test_an_invalid_stored_document_names_the_object_and_the_field(s3) -> None:
     bad = sample()
-    bad["products"]["hello"]["db"]["master"] = "ghost"
+    positions(bad, master="ghost")
     put_raw(s3, bad)
     with pytest.raises(gc.DocumentInvalid, match=rf"s3://{BUCKET}/{KEY} is invalid: "
-                                                 r"products\.hello\.db\.master: unknown server "
+                                                 r"clusters\.hello\.db\.master: unknown server "
                                                  r"'ghost'") as info:
         store(s3).read()
-    assert info.value.problems == ["products.hello.db.master: unknown server 'ghost' "
+    assert info.value.problems == ["clusters.hello.db.master: unknown server 'ghost' "
                                    "(not in servers)"]
 
 
@@ -603,3 +618,127 @@ def test_resolve_names_the_missing_part(path: str, message: str) -> None:
     with pytest.raises(KeyError) as info:
         gc.resolve(sample(), path)
     assert info.value.args[0] == message
+
+
+# ------------------------------------------------------------------ clusters
+
+
+def two_products() -> dict[str, Any]:
+    """hello and shop on one cluster 'main', every db server serving both."""
+    doc = sample()
+    doc, _ = gc.rename_cluster(doc, "hello", "main")
+    doc, _ = gc.set_product(doc, "shop", cluster="main")
+    for i in range(1, 5):
+        doc, _ = gc.set_server(doc, f"hostkit-db-{i}", products=["hello", "shop"])
+    assert gc.problems(doc) == []
+    return doc
+
+
+def test_one_write_moves_every_product_of_a_cluster() -> None:
+    doc, changed = gc.set_cluster(two_products(), "main", db={
+        "master": "hostkit-db-2", "candidate": "hostkit-db-3", "slave_candidate": None})
+    assert changed and gc.problems(doc) == []
+    for product in ("hello", "shop"):
+        assert doc["products"][product]["db"] == {
+            "master": "hostkit-db-2", "candidate": "hostkit-db-3", "slave_candidate": None,
+            "backup": "hostkit-db-4"}
+    assert gc.cluster_products(doc) == {"main": ["hello", "shop"]}
+
+
+def test_positions_set_through_one_product_move_its_siblings() -> None:
+    doc, _ = gc.set_product_db(two_products(), "shop", master="hostkit-db-2",
+                               candidate="hostkit-db-1")
+    assert doc["products"]["hello"]["db"]["master"] == "hostkit-db-2"
+    assert doc["clusters"]["main"]["db"]["candidate"] == "hostkit-db-1"
+    assert gc.problems(doc) == []
+
+
+def test_a_product_joins_a_cluster_and_takes_its_positions() -> None:
+    doc, _ = gc.set_product(sample(), "shop", cluster="hello")
+    assert doc["products"]["shop"]["db"] == doc["clusters"]["hello"]["db"]
+    doc, _ = gc.set_product(sample(), "blog", cluster="blog")
+    assert doc["clusters"]["blog"] == {"db": gc.empty_positions()}
+
+
+def test_a_product_with_data_is_not_moved_to_another_cluster() -> None:
+    with pytest.raises(gc.ChangeRejected, match="product 'hello' is on cluster 'hello', which "
+                                                "has servers: moving its database to cluster "
+                                                "'main' is not automated"):
+        gc.set_product(sample(), "hello", cluster="main")
+
+
+def test_rename_and_remove_cluster() -> None:
+    doc, _ = gc.rename_cluster(sample(), "hello", "main")
+    assert doc["products"]["hello"]["cluster"] == "main" and "hello" not in doc["clusters"]
+    with pytest.raises(gc.ChangeRejected, match="still serves hello"):
+        gc.remove_cluster(doc, "main")
+    with pytest.raises(gc.ChangeRejected, match="that name is taken"):
+        gc.rename_cluster(gc.set_cluster(doc, "other")[0], "main", "other")
+    doc, _ = gc.remove_product(doc, "hello")
+    doc, changed = gc.remove_cluster(doc, "main")
+    assert changed and doc["clusters"] == {}
+
+
+def test_removing_a_server_empties_its_position_in_every_product() -> None:
+    doc, _ = gc.remove_server(two_products(), "hostkit-db-3")
+    assert doc["clusters"]["main"]["db"]["slave_candidate"] is None
+    assert doc["products"]["shop"]["db"]["slave_candidate"] is None
+    assert gc.problems(doc) == []
+
+
+def test_cluster_of_a_server_with_or_without_a_position() -> None:
+    doc = two_products()
+    assert gc.cluster_of_server(doc, "hostkit-db-1") == "main"
+    doc, _ = gc.set_cluster(doc, "main", db={"master": "hostkit-db-2", "candidate": None})
+    doc, _ = gc.set_server(doc, "hostkit-db-1", state="fenced")
+    assert gc.cluster_of_server(doc, "hostkit-db-1") == "main"  # through its products
+    assert gc.cluster_of_server(doc, "hostkit-web-a1b2") is None
+
+
+# ------------------------------------------------------------------ version 1 documents
+
+
+def test_a_version_1_document_is_valid_and_read_upgraded(s3) -> None:
+    from tests.unit.gc_helpers import SAMPLE_V1
+    assert gc.problems(copy.deepcopy(SAMPLE_V1)) == []
+    assert gc.upgrade(SAMPLE_V1) == SAMPLE
+    put_raw(s3, SAMPLE_V1)
+    config = store(s3)
+    doc, _ = config.read()
+    assert doc == SAMPLE and config.stored_version == 1
+
+
+def test_the_next_write_stores_version_2_with_the_next_epoch(s3) -> None:
+    from tests.unit.gc_helpers import SAMPLE_V1
+    put_raw(s3, SAMPLE_V1)
+    # even a change that changes nothing stores the upgrade: the epoch continues
+    result = store(s3).update(lambda d: (d, False), "site.yml")
+    assert result.changed and result.epoch == SAMPLE["epoch"] + 1
+    stored = json.loads(s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read())
+    assert stored["clusters"] == SAMPLE["clusters"] and stored["epoch"] == 13
+    assert store(s3).update(lambda d: (d, False), "site.yml").changed is False
+
+
+def test_upgrade_groups_products_that_share_positions() -> None:
+    from tests.unit.gc_helpers import SAMPLE_V1
+    v1 = copy.deepcopy(SAMPLE_V1)
+    v1["products"]["shop"] = dict(copy.deepcopy(v1["products"]["hello"]), memcached=[], web=[])
+    v1["products"]["solo"] = {"db": gc.empty_positions(), "memcached": [], "web": []}
+    for server in v1["servers"].values():
+        server["products"] = ["hello", "shop"] if server["role"] == "db" else server["products"]
+    doc = gc.upgrade(v1)
+    assert doc["clusters"] == {"hello": SAMPLE["clusters"]["hello"]}
+    assert [doc["products"][p]["cluster"] for p in ("hello", "shop", "solo")] == [
+        "hello", "hello", None]
+    assert gc.problems(doc) == []
+
+
+def test_upgrade_refuses_products_with_overlapping_positions() -> None:
+    from tests.unit.gc_helpers import SAMPLE_V1
+    v1 = copy.deepcopy(SAMPLE_V1)
+    v1["products"]["shop"] = copy.deepcopy(v1["products"]["hello"])
+    v1["products"]["shop"]["db"]["master"] = "hostkit-db-2"
+    v1["products"]["shop"]["db"]["candidate"] = "hostkit-db-1"
+    with pytest.raises(gc.DocumentInvalid, match="products.shop.db shares servers with "
+                                                 "cluster 'hello' in other positions"):
+        gc.upgrade(v1)

@@ -129,7 +129,7 @@ def test_failover_is_one_write(s3) -> None:
 
 def test_an_invalid_change_fails_naming_the_field_and_writes_nothing(s3) -> None:
     before = etag(s3)
-    with pytest.raises(gc.DocumentInvalid, match=r"products\.hello\.db\.master: server "
+    with pytest.raises(gc.DocumentInvalid, match=r"clusters\.hello\.db\.master: server "
                                                  r"'hostkit-web-a1b2' has role 'web'"):
         mod.run(params(state="present", product={"name": "hello",
                                                  "db": {"master": "hostkit-web-a1b2"}}),
@@ -142,7 +142,7 @@ def test_an_invalid_change_fails_naming_the_field_and_writes_nothing(s3) -> None
 
 
 @pytest.mark.parametrize(("given", "message"), [
-    ({"state": "present"}, "state=present needs a server, servers or a product"),
+    ({"state": "present"}, "state=present needs a server, servers, a cluster or a product"),
     ({"state": "present", "product": {"name": "hello", "db": {"primary": "hostkit-db-2"}}},
      r"product 'hello': unknown db position\(s\) primary"),
     ({"state": "present", "product": {"name": "hello", "db": {"master": ["hostkit-db-2"]}}},
@@ -198,7 +198,7 @@ def test_main_fails_with_the_message(s3, capsys) -> None:
     assert out["msg"].startswith("cannot read s3://no-such-bucket-x/global-config.json: "
                                  "bucket 'no-such-bucket-x' does not exist")
     out = run_main({"bucket": BUCKET, "state": "present"}, capsys)
-    assert out["failed"] is True and "needs a server, servers or a product" in out["msg"]
+    assert out["failed"] is True and "needs a server, servers, a cluster or a product" in out["msg"]
 
 
 def test_bucket_and_endpoint_from_the_environment(s3, capsys, monkeypatch) -> None:
@@ -268,3 +268,32 @@ def test_get_with_create_starts_an_empty_document_once(s3) -> None:
     assert created["document"]["updated_by"] == "tester@ctl"
     again = mod.run(params(create=True), store(s3))
     assert not again["changed"] and again["etag"] == created["etag"]
+
+
+def test_a_cluster_and_a_product_on_it_in_one_write(s3) -> None:
+    # the cluster's servers serve the new product too, in the same write
+    servers = [{"id": f"hostkit-db-{i}", "products": ["hello", "shop"]} for i in range(1, 5)]
+    with pytest.raises(gc.DocumentInvalid, match="server 'hostkit-db-2' does not list product "
+                                                 "'shop' in its products"):
+        mod.run(params(state="present", product={"name": "shop", "cluster": "hello"}), store(s3))
+    result = mod.run(params(state="present", servers=servers,
+                            cluster={"name": "hello", "db": {"master": "hostkit-db-2",
+                                                             "candidate": "hostkit-db-1"}},
+                            product={"name": "shop", "cluster": "hello"}), store(s3))
+    doc = result["document"]
+    assert result["changed"] and result["attempts"] == 1
+    assert doc["products"]["shop"]["db"] == doc["products"]["hello"]["db"] == {
+        "master": "hostkit-db-2", "candidate": "hostkit-db-1",
+        "slave_candidate": "hostkit-db-3", "backup": "hostkit-db-4"}
+
+
+def test_a_cluster_in_use_is_not_removed(s3) -> None:
+    with pytest.raises(gc.ChangeRejected, match="cluster 'hello' still serves hello"):
+        mod.run(params(state="absent", cluster={"name": "hello"}), store(s3))
+
+
+def test_a_bad_cluster_position_is_named(s3) -> None:
+    with pytest.raises(mod.ParameterError, match=r"cluster 'hello': unknown db position\(s\) "
+                                                 "leader"):
+        mod.run(params(state="present", cluster={"name": "hello", "db": {"leader": "x"}}),
+                store(s3))

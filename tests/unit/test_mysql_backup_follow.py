@@ -89,7 +89,7 @@ def put_raw(client: Any, doc: Any) -> None:
 
 def moved(doc: dict[str, Any]) -> dict[str, Any]:
     """`doc` with hello's master moved to hostkit-db-2 (the old one its candidate)."""
-    doc["products"]["hello"]["db"].update(master="hostkit-db-2", candidate="hostkit-db-1")
+    doc, _ = gc.set_product_db(doc, "hello", master="hostkit-db-2", candidate="hostkit-db-1")
     return doc
 
 
