@@ -29,9 +29,10 @@ an explicit clock, so every decision is unit-tested with made-up observations.
 - `AntiFlap`: after an automatic failover, no second one for a window unless an operator
   acknowledged it.
 
-Positions are the global config's: master, candidate, slave_candidate (replicates from the
-candidate), backup (replicates from the master, never promoted). No Ansible imports; runs on
-Python 3.9+ (EL 9 monitor hosts).
+Positions are the global config's (clusters.<name>.db): master, candidate, slave_candidate
+(replicates from the candidate), backup (replicates from the master, never promoted). One
+cluster serves one or several products; every decision is per cluster. No Ansible imports;
+runs on Python 3.9+ (EL 9 monitor hosts).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ ABORTED = "aborted"
 
 
 class FailoverError(Exception):
-    """A decision cannot be made from what was given; the message names product and server."""
+    """A decision cannot be made from what was given; the message names cluster and server."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,19 +228,22 @@ class Observation:
 
 @dataclass(frozen=True)
 class Cluster:
-    """A product's database positions (the global config's products.<p>.db) and the
-    addresses of its servers (servers.<id>.address)."""
+    """A database cluster's positions (the global config's clusters.<name>.db), the
+    addresses of its servers (servers.<id>.address) and the products it serves (every
+    product that names it: one failover moves them all)."""
 
-    product: str
+    name: str
     positions: Mapping[str, str | None]
     addresses: Mapping[str, str]
+    products: tuple[str, ...] = ()
 
     @classmethod
-    def from_document(cls, doc: Mapping[str, Any], product: str) -> Cluster:
-        products = doc.get("products") or {}
-        if product not in products:
-            raise FailoverError(f"product '{product}' is not in the global config")
-        db = products[product].get("db") or {}
+    def from_document(cls, doc: Mapping[str, Any], name: str) -> Cluster:
+        """The cluster `name` of a version 2 global config document."""
+        clusters = doc.get("clusters") or {}
+        if name not in clusters:
+            raise FailoverError(f"cluster '{name}' is not in the global config")
+        db = clusters[name].get("db") or {}
         positions = {p: db.get(p) for p in POSITIONS}
         servers = doc.get("servers") or {}
         addresses: dict[str, str] = {}
@@ -248,10 +252,12 @@ class Cluster:
                 continue
             entry = servers.get(server)
             if not entry or not entry.get("address"):
-                raise FailoverError(f"product '{product}': {position} '{server}' has no "
+                raise FailoverError(f"cluster '{name}': {position} '{server}' has no "
                                     "address in the global config servers")
             addresses[server] = str(entry["address"])
-        return cls(product, positions, addresses)
+        products = tuple(sorted(p for p, v in (doc.get("products") or {}).items()
+                                if (v or {}).get("cluster") == name))
+        return cls(name, positions, addresses, products)
 
     @property
     def master(self) -> str | None:
@@ -325,7 +331,7 @@ class _Progress:
 
 
 class MasterHealth:
-    """The verdict on one product's master, round after round.
+    """The verdict on one cluster's master, round after round.
 
     `started_at` (wall-clock seconds when the master process started, from uptime) may be
     given from a previous run of the watcher so that a restart while the watcher itself was
@@ -393,7 +399,7 @@ class MasterHealth:
     def observe(self, master: Observation, replicas: Sequence[Observation],
                 wall_now: float) -> Verdict:
         """The verdict after one round: the direct check of the master (`master`) and every
-        replica of the product (only those that replicate from the master are witnesses)."""
+        replica of the cluster (only those that replicate from the master are witnesses)."""
         witnesses: dict[str, str] = {}
         views: dict[str, bool | None] = {}
         for obs in replicas:
@@ -528,7 +534,7 @@ def choose(cluster: Cluster, observations: Mapping[str, Observation], flavor: Fl
             else:
                 eligible.append(obs)
     if not eligible:
-        return Choice(None, reasons=(f"product '{cluster.product}': no replica can be "
+        return Choice(None, reasons=(f"cluster '{cluster.name}': no replica can be "
                                      "promoted: " + "; ".join(f"{s}: {r}" for s, r in
                                                               refused.items()),),
                       refused=refused)
@@ -560,7 +566,7 @@ def switchover_positions(cluster: Cluster, new_master: str) -> dict[str, str | N
     """Positions after a planned switchover to `new_master`: the old master becomes the
     candidate (it acknowledges commits), the other eligible replica the slave candidate."""
     if cluster.position_of(new_master) not in ELIGIBLE:
-        raise FailoverError(f"product '{cluster.product}': '{new_master}' is "
+        raise FailoverError(f"cluster '{cluster.name}': '{new_master}' is "
                             f"{cluster.position_of(new_master) or 'not in the cluster'}; only "
                             f"the {' or '.join(ELIGIBLE)} can become master")
     others = [s for p in ELIGIBLE if (s := cluster.positions.get(p)) and s != new_master]
@@ -609,7 +615,7 @@ class Journal:
     Written to disk before and after every step, so that a restarted watcher finishes it."""
 
     id: str
-    product: str
+    cluster: str
     kind: str
     old: dict[str, str | None]
     new: dict[str, str | None]
@@ -622,6 +628,7 @@ class Journal:
     error: str = ""
     detected_at: str | None = None
     fenced: list[str] = field(default_factory=list)
+    products: list[str] = field(default_factory=list)
 
     def next_step(self) -> Step | None:
         return next((s for s in self.steps if s.status != DONE), None)
@@ -631,7 +638,8 @@ class Journal:
         return self.status in (DONE, ABORTED)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "product": self.product, "kind": self.kind,
+        return {"id": self.id, "cluster": self.cluster, "products": list(self.products),
+                "kind": self.kind,
                 "old": dict(self.old), "new": dict(self.new), "addresses": dict(self.addresses),
                 "steps": [s.to_dict() for s in self.steps], "started_at": self.started_at,
                 "reasons": list(self.reasons), "status": self.status,
@@ -640,22 +648,28 @@ class Journal:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Journal:
-        for key in ("id", "product", "kind", "old", "new", "steps", "started_at"):
+        # A journal written before clusters named its product; that product's cluster
+        # got the product's name when the global config was upgraded.
+        data = dict(data)
+        if "cluster" not in data and "product" in data:
+            data["cluster"], data["products"] = data["product"], [data["product"]]
+        for key in ("id", "cluster", "kind", "old", "new", "steps", "started_at"):
             if key not in data:
                 raise FailoverError(f"journal {data.get('id', '?')}: field '{key}' is missing")
         if data["kind"] not in (FAILOVER, SWITCHOVER):
             raise FailoverError(f"journal {data['id']}: unknown kind {data['kind']!r}")
-        return cls(str(data["id"]), str(data["product"]), str(data["kind"]), dict(data["old"]),
+        return cls(str(data["id"]), str(data["cluster"]), str(data["kind"]), dict(data["old"]),
                    dict(data["new"]), dict(data.get("addresses") or {}),
                    [Step.from_dict(s) for s in data["steps"]], str(data["started_at"]),
                    list(data.get("reasons") or []), str(data.get("status") or RUNNING),
                    data.get("finished_at"), str(data.get("error") or ""),
-                   data.get("detected_at"), list(data.get("fenced") or []))
+                   data.get("detected_at"), list(data.get("fenced") or []),
+                   list(data.get("products") or []))
 
 
-def journal_id(product: str, kind: str, wall_time: str) -> str:
+def journal_id(cluster: str, kind: str, wall_time: str) -> str:
     stamp = re.sub(r"[^0-9TZ]", "", wall_time)
-    return f"{product}-{kind}-{stamp}"
+    return f"{cluster}-{kind}-{stamp}"
 
 
 # Positions whose replicas have the semi-sync replica side on (as the mysql role sets them):
@@ -683,7 +697,7 @@ def failover_plan(cluster: Cluster, choice: Choice, now: str, reasons: Sequence[
     replication apart, re-establish semi-sync with the acknowledging replica, repoint the
     other replicas, power the old master off."""
     if not choice.new_master or not cluster.master:
-        raise FailoverError(f"product '{cluster.product}': no failover without an old and "
+        raise FailoverError(f"cluster '{cluster.name}': no failover without an old and "
                             "a new master")
     old, new = cluster.master, choice.new_master
     positions = dict(choice.positions)
@@ -704,9 +718,10 @@ def failover_plan(cluster: Cluster, choice: Choice, now: str, reasons: Sequence[
         steps.append(Step("wait_semi_sync", new))
     steps += _repoint_steps(positions, skip=[acker] if acker else [])
     steps.append(Step("power_off", old))
-    return Journal(journal_id(cluster.product, FAILOVER, now), cluster.product, FAILOVER,
+    return Journal(journal_id(cluster.name, FAILOVER, now), cluster.name, FAILOVER,
                    dict(cluster.positions), positions, dict(cluster.addresses), steps, now,
-                   [*reasons, *choice.reasons], detected_at=detected_at, fenced=[old])
+                   [*reasons, *choice.reasons], detected_at=detected_at, fenced=[old],
+                   products=list(cluster.products))
 
 
 def switchover_plan(cluster: Cluster, new_master: str, now: str,
@@ -715,7 +730,7 @@ def switchover_plan(cluster: Cluster, new_master: str, now: str,
     master has applied everything it wrote, promote, publish, make the old master the
     acknowledging replica, repoint the others. No fencing: the old master stays a member."""
     if not cluster.master:
-        raise FailoverError(f"product '{cluster.product}': there is no master to switch from")
+        raise FailoverError(f"cluster '{cluster.name}': there is no master to switch from")
     positions = switchover_positions(cluster, new_master)
     old = cluster.master
     steps = [Step("freeze", old), Step("wait_caught_up", new_master, {"from": old}),
@@ -727,9 +742,9 @@ def switchover_plan(cluster: Cluster, new_master: str, now: str,
                                              "semi_sync": True}))
         steps.append(Step("wait_semi_sync", new_master))
     steps += _repoint_steps(positions, skip=[acker] if acker else [])
-    return Journal(journal_id(cluster.product, SWITCHOVER, now), cluster.product, SWITCHOVER,
+    return Journal(journal_id(cluster.name, SWITCHOVER, now), cluster.name, SWITCHOVER,
                    dict(cluster.positions), positions, dict(cluster.addresses), steps, now,
-                   list(reasons))
+                   list(reasons), products=list(cluster.products))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -738,7 +753,7 @@ def switchover_plan(cluster: Cluster, new_master: str, now: str,
 
 @dataclass
 class AntiFlap:
-    """No second automatic failover of a product within `window` seconds of the last one,
+    """No second automatic failover of a cluster within `window` seconds of the last one,
     unless an operator acknowledged the last one. Times are wall-clock seconds (they must
     survive a restart of the watcher)."""
 

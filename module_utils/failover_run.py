@@ -163,7 +163,7 @@ class Runner:
             step.status, step.started_at = RUNNING, self.stamp()
             step.attempts += 1
             self.save(journal)
-            self.log("info", "step_start", product=journal.product, journal=journal.id,
+            self.log("info", "step_start", cluster=journal.cluster, journal=journal.id,
                      step=step.name, server=step.server, attempt=step.attempts)
             try:
                 step.detail = getattr(self, f"_step_{step.name}")(journal, step) or ""
@@ -172,11 +172,11 @@ class Runner:
                 self._failed(journal, step, exc)
             step.status, step.finished_at = DONE, self.stamp()
             self.save(journal)
-            self.log("info", "step_done", product=journal.product, journal=journal.id,
+            self.log("info", "step_done", cluster=journal.cluster, journal=journal.id,
                      step=step.name, server=step.server, detail=step.detail)
         journal.status, journal.finished_at = DONE, self.stamp()
         self.save(journal)
-        self.log("info", f"{journal.kind}_done", product=journal.product, journal=journal.id,
+        self.log("info", f"{journal.kind}_done", cluster=journal.cluster, journal=journal.id,
                  new_master=journal.new.get("master"))
         return journal
 
@@ -188,7 +188,7 @@ class Runner:
         if not abort:
             journal.error = f"step {step.name} ({step.server}): {step.detail}"
             self.save(journal)
-            self.log("error", "step_failed", product=journal.product, journal=journal.id,
+            self.log("error", "step_failed", cluster=journal.cluster, journal=journal.id,
                      step=step.name, server=step.server, error=step.detail,
                      attempt=step.attempts)
             raise StepFailed(journal.error) from exc
@@ -200,7 +200,7 @@ class Runner:
         journal.status, journal.finished_at = ABORTED, self.stamp()
         journal.error = f"step {step.name} ({step.server}): {step.detail}"
         self.save(journal)
-        self.log("critical", f"{journal.kind}_aborted", product=journal.product,
+        self.log("critical", f"{journal.kind}_aborted", cluster=journal.cluster,
                  journal=journal.id, step=step.name, server=step.server, error=step.detail)
         raise Aborted(journal.error) from exc
 
@@ -276,7 +276,7 @@ class Runner:
             for later in journal.steps:
                 if later.name == "promote":
                     later.args["target"] = have
-        self.log("critical", "relay_log_unusable", product=journal.product, journal=journal.id,
+        self.log("critical", "relay_log_unusable", cluster=journal.cluster, journal=journal.id,
                  server=step.server, have=have, catch_up=catch_up)
         return (f"relay log NOT applied (both replication threads were stopped): at {have}"
                 + ("; the catch-up copies the rest" if catch_up else
@@ -328,7 +328,7 @@ class Runner:
         for later in journal.steps:
             if later.name == "promote":
                 later.args["target"] = have
-        self.log("critical", "catch_up_abandoned", product=journal.product,
+        self.log("critical", "catch_up_abandoned", cluster=journal.cluster,
                  journal=journal.id, server=step.server, source=step.args.get("source"),
                  target=step.args.get("target"), have=have, error=str(exc))
         return (f"GAVE UP after {step.attempts} attempts ({exc}): transactions past {have} "
@@ -369,7 +369,7 @@ class Runner:
         except Exception as exc:
             # A replica that is down is repointed by the db role when it comes back (the
             # global config names its source); the failover does not wait for it.
-            self.log("warning", "repoint_skipped", product=journal.product, server=server,
+            self.log("warning", "repoint_skipped", cluster=journal.cluster, server=server,
                      error=str(exc))
             return f"skipped: unreachable ({exc})"
         try:
@@ -393,7 +393,7 @@ class Runner:
         # Transactions this server has that its new source lacks would diverge: refuse.
         extra = missing_from(gtid_state(mine, flavor), theirs, flavor)
         if extra:
-            self.log("critical", "repoint_refused", product=journal.product, server=server,
+            self.log("critical", "repoint_refused", cluster=journal.cluster, server=server,
                      source=source, errant=extra)
             return f"refused: '{server}' has transactions '{source}' lacks ({extra}); re-seed it"
         slave_pos = None
@@ -416,7 +416,7 @@ class Runner:
                 took = self._wait("semi-sync", self.settings.semi_sync_timeout,
                                   lambda: _semi_sync_up(conn, flavor))
             except TimeoutError:
-                self.log("critical", "semi_sync_missing", product=journal.product,
+                self.log("critical", "semi_sync_missing", cluster=journal.cluster,
                          server=step.server, timeout=self.settings.semi_sync_timeout)
                 return (f"semi-sync NOT established within {self.settings.semi_sync_timeout:g}"
                         " s: commits are not acknowledged by a replica")
@@ -427,7 +427,7 @@ class Runner:
         try:
             return self.fencer.power_off(str(step.server))
         except Exception as exc:  # it is isolated already; say so loudly, do not loop
-            self.log("critical", "power_off_failed", product=journal.product,
+            self.log("critical", "power_off_failed", cluster=journal.cluster,
                      server=step.server, error=str(exc))
             return f"power off failed ({exc}); the server stays isolated"
 
@@ -448,7 +448,7 @@ class Runner:
         try:
             self._with(old, lambda c, f: execute(c, read_only_statements(f, False)) or "")
         except Exception as exc:
-            self.log("critical", "unfreeze_failed", product=journal.product, server=old,
+            self.log("critical", "unfreeze_failed", cluster=journal.cluster, server=old,
                      error=str(exc))
             return f"could NOT make '{old}' writable again ({exc})"
         return f"'{old}' is writable again"

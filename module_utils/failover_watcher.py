@@ -1,19 +1,21 @@
 """hostkit-failover: the failover watcher of the monitor hosts, and the planned switchover.
 
 `hostkit-failover run` (a systemd service, roles/failover_watcher) watches the database
-master of every product named in its configuration (all products of the global config
+master of every cluster named in its configuration (all clusters of the global config
 when none is named): every round it checks the master directly and asks each replica
 whether it still hears the master (module_utils/failover.py decides), and after a verdict
 of death it fails over: fence, promote, publish in the global config, repoint (module_utils/
 failover_run.py). Each failover is a journal in the state directory, written before and
 after every step; a watcher that is restarted in the middle finishes it first. Old masters
 that are fenced in the global config and come back are made read-only and cut off again.
+A cluster serves one or several products: one journal, and one publish that moves all of
+them in one epoch.
 
-`hostkit-failover switchover --product P [--new-master S]` (playbooks/failover.yml) makes a
-planned switchover: master read-only, wait for the new master to apply everything, promote,
-publish, repoint. `ack` acknowledges the last automatic failover (anti-flap), `abandon`
-gives up an unfinished journal when an operator takes over, `status` prints the state
-file, `check` is a Nagios plugin reading it.
+`hostkit-failover switchover --cluster C|--product P [--new-master S]`
+(playbooks/failover.yml) makes a planned switchover: master read-only, wait for the new
+master to apply everything, promote, publish, repoint. `ack` acknowledges the last
+automatic failover (anti-flap), `abandon` gives up an unfinished journal when an operator
+takes over, `status` prints the state file, `check` is a Nagios plugin reading it.
 
 Decisions are logged with UTC timestamps (milliseconds) to stderr (the journal of systemd);
 the state file (<state_dir>/state.json) tells monitoring what the watcher sees. No Ansible
@@ -56,8 +58,9 @@ from module_utils.global_config import (
     GlobalConfig,
     GlobalConfigError,
     Reader,
+    cluster_of_server,
     make_client,
-    set_product_db,
+    set_cluster,
     set_server,
 )
 from module_utils.mysql_flavor import execute as sql_execute
@@ -92,7 +95,7 @@ class WatcherConfig:
     state_dir: str
     region: str | None = None
     endpoint_url: str | None = None
-    products: tuple[str, ...] = ()
+    clusters: tuple[str, ...] = ()
     mysql_port: int = 3306
     connect_timeout: float = 0.5
     read_timeout: float = 0.5
@@ -144,9 +147,9 @@ def parse_config(data: Any, source: str = "configuration") -> WatcherConfig:
                                   or not low <= value <= high):
             problems.append(f"field '{name}' must be a number from {low} to {high}, "
                             f"got {value!r}")
-    products = data.get("products", [])
-    if not isinstance(products, list) or not all(isinstance(p, str) for p in products):
-        problems.append("field 'products' must be a list of product names")
+    clusters = data.get("clusters", [])
+    if not isinstance(clusters, list) or not all(isinstance(c, str) for c in clusters):
+        problems.append("field 'clusters' must be a list of cluster names")
     fence = data.get("fence", {})
     if not isinstance(fence, Mapping) or fence.get("method", "none") not in (
             "none", "docker", "ec2"):
@@ -159,7 +162,7 @@ def parse_config(data: Any, source: str = "configuration") -> WatcherConfig:
     if problems:
         raise WatcherError(f"{source}: " + "; ".join(problems))
     values = {k: v for k, v in data.items() if k in known}
-    values["products"] = tuple(products)
+    values["clusters"] = tuple(clusters)
     if values.get("rounds") is not None:
         values["rounds"] = int(values["rounds"])
     return WatcherConfig(**values)
@@ -210,8 +213,8 @@ def _json_bytes(data: Any) -> bytes:
 class StateDir:
     """<state_dir>/journals/<id>.json (every failover and switchover), state.json (for
     monitoring; also what must survive a restart: the masters' start times and last GTID
-    states, the anti-flap records), acks/<product> (operator acknowledgements) and
-    locks/<product>.lock (one actor per product at a time)."""
+    states, the anti-flap records), acks/<cluster> (operator acknowledgements) and
+    locks/<cluster>.lock (one actor per cluster at a time)."""
 
     KEEP_JOURNALS = 50
 
@@ -225,7 +228,7 @@ class StateDir:
         write_atomic(os.path.join(self.root, "journals", f"{journal.id}.json"),
                      _json_bytes(journal.to_dict()))
 
-    def journals(self, product: str | None = None) -> list[fo.Journal]:
+    def journals(self, cluster: str | None = None) -> list[fo.Journal]:
         directory = os.path.join(self.root, "journals")
         out = []
         for name in sorted(os.listdir(directory)):
@@ -237,12 +240,12 @@ class StateDir:
             except (OSError, ValueError, fo.FailoverError) as exc:
                 log.error("event=journal_unreadable file=%s error=%s", name, exc)
                 continue
-            if product is None or journal.product == product:
+            if cluster is None or journal.cluster == cluster:
                 out.append(journal)
         return sorted(out, key=lambda j: j.started_at)
 
-    def unfinished(self, product: str) -> fo.Journal | None:
-        return next((j for j in self.journals(product) if not j.finished), None)
+    def unfinished(self, cluster: str) -> fo.Journal | None:
+        return next((j for j in self.journals(cluster) if not j.finished), None)
 
     def prune(self) -> None:
         finished = [j for j in self.journals() if j.finished]
@@ -267,12 +270,12 @@ class StateDir:
         write_atomic(self.state_file, _json_bytes(state), 0o644, sync=False)
 
     # acknowledgements
-    def ack(self, product: str, journal_id: str | None) -> None:
-        write_atomic(os.path.join(self.root, "acks", product),
+    def ack(self, cluster: str, journal_id: str | None) -> None:
+        write_atomic(os.path.join(self.root, "acks", cluster),
                      _json_bytes({"journal": journal_id, "at": utc_stamp()}))
 
-    def take_ack(self, product: str) -> dict[str, Any] | None:
-        path = os.path.join(self.root, "acks", product)
+    def take_ack(self, cluster: str) -> dict[str, Any] | None:
+        path = os.path.join(self.root, "acks", cluster)
         try:
             with open(path, encoding="utf-8") as handle:
                 data = json.load(handle)
@@ -284,10 +287,10 @@ class StateDir:
 
     # locks
     @contextlib.contextmanager
-    def lock(self, product: str, wait: float | None = 0.0) -> Iterator[bool]:
-        """Hold the product's lock; yields False when another process holds it (after
+    def lock(self, cluster: str, wait: float | None = 0.0) -> Iterator[bool]:
+        """Hold the cluster's lock; yields False when another process holds it (after
         waiting up to `wait` seconds; None waits forever)."""
-        path = os.path.join(self.root, "locks", f"{product}.lock")
+        path = os.path.join(self.root, "locks", f"{cluster}.lock")
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
         try:
             deadline = None if wait is None else time.monotonic() + wait
@@ -418,7 +421,7 @@ class Servers:
 
 class Document:
     """The global config, re-read at most every `every` seconds (If-None-Match), shared by
-    the product threads; the last good copy stays when a read fails."""
+    the cluster threads; the last good copy stays when a read fails."""
 
     def __init__(self, store: GlobalConfig, every: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -453,9 +456,10 @@ class Document:
                 if isinstance(v, Mapping) and v.get("address")}
 
     def publish(self, journal: fo.Journal, updated_by: str) -> str:
-        """Write the journal's new positions (and fence its old master) with epoch + 1."""
+        """Write the journal's new positions (and fence its old master) with epoch + 1: one
+        write moves every product of the cluster."""
         def change(doc: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-            new, _ = set_product_db(doc, journal.product, **journal.new)
+            new, _ = set_cluster(doc, journal.cluster, db=journal.new)
             for server in journal.fenced:
                 if server in new["servers"]:
                     new, _ = set_server(new, server, state="fenced")
@@ -467,33 +471,51 @@ class Document:
         return f"global config epoch {result.epoch}: master {journal.new.get('master')}"
 
 
-def fenced_servers(doc: Mapping[str, Any], product: str) -> list[str]:
+def fenced_servers(doc: Mapping[str, Any], cluster: str) -> list[str]:
+    """The fenced db servers of a cluster (through their products: a fenced server holds no
+    position)."""
     return sorted(s for s, v in (doc.get("servers") or {}).items()
                   if v.get("state") == "fenced" and v.get("role") == "db"
-                  and product in (v.get("products") or []))
+                  and cluster_of_server(doc, s) == cluster)
 
 
-def managed_products(doc: Mapping[str, Any] | None, config: WatcherConfig) -> list[str]:
-    products = (doc or {}).get("products") or {}
-    if config.products:
-        return [p for p in config.products if p in products]
-    return sorted(p for p, v in products.items() if (v.get("db") or {}).get("master"))
+def managed_clusters(doc: Mapping[str, Any] | None, config: WatcherConfig) -> list[str]:
+    clusters = (doc or {}).get("clusters") or {}
+    if config.clusters:
+        return [c for c in config.clusters if c in clusters]
+    return sorted(c for c, v in clusters.items() if (v.get("db") or {}).get("master"))
 
 
-# --------------------------------------------------------------------------- one product
+def cluster_named(doc: Mapping[str, Any] | None, cluster: str | None,
+                  product: str | None) -> str:
+    """The cluster an operator's command names: given, or the one of `product`."""
+    if cluster:
+        return cluster
+    entry = ((doc or {}).get("products") or {}).get(product or "")
+    if entry is None:
+        raise WatcherError(f"product '{product}' is not in the global config")
+    if not entry.get("cluster"):
+        raise WatcherError(f"product '{product}' has no database cluster")
+    return str(entry["cluster"])
 
 
-class ProductWatch:
-    """Round after round for one product: resume an unfinished journal, else observe,
+# --------------------------------------------------------------------------- one cluster
+
+
+class ClusterWatch:
+    """Round after round for one cluster: resume an unfinished journal, else observe,
     judge, and fail over when the master is dead (and the anti-flap window allows it)."""
 
     ALERT_REPEAT = 30.0
 
-    def __init__(self, product: str, watcher: Watcher) -> None:
-        self.product = product
+    def __init__(self, name: str, watcher: Watcher) -> None:
+        self.name = name
         self.w = watcher
         self.health: fo.MasterHealth | None = None
-        saved = watcher.saved.get("products", {}).get(product, {})
+        # A state file written before clusters kept the same records per product; that
+        # product's cluster got the product's name when the global config was upgraded.
+        saved = (watcher.saved.get("clusters") or {}).get(name) \
+            or (watcher.saved.get("products") or {}).get(name) or {}
         self.started: dict[str, float] = dict(saved.get("master_started_at") or {})
         self.master_state: dict[str, str] = dict(saved.get("master_state") or {})
         self.master_origin: dict[str, str] = dict(saved.get("master_origin") or {})
@@ -513,7 +535,7 @@ class ProductWatch:
         if now - self._alerted.get(key, -1e9) < self.ALERT_REPEAT:
             return
         self._alerted[key] = now
-        log_event("critical", event, product=self.product, **fields)
+        log_event("critical", event, cluster=self.name, **fields)
         self.alerts.append({"at": utc_stamp(), "event": event,
                             "detail": json.dumps(fields, sort_keys=True)})
         self.alerts = self.alerts[-20:]
@@ -552,14 +574,14 @@ class ProductWatch:
     def tick(self) -> None:
         if self.w.clock() < self.retry_after:
             return
-        with self.w.state.lock(self.product) as mine:
+        with self.w.state.lock(self.name) as mine:
             if not mine:
                 self.health = None   # a switchover is running: start afresh after it
-                log_event("info", "product_locked", product=self.product)
+                log_event("info", "cluster_locked", cluster=self.name)
                 return
-            journal = self.w.state.unfinished(self.product)
+            journal = self.w.state.unfinished(self.name)
             if journal is not None:
-                log_event("warning", "journal_resume", product=self.product,
+                log_event("warning", "journal_resume", cluster=self.name,
                           journal=journal.id, step=(journal.next_step() or fo.Step("")).name)
                 self._flap_before = fo.AntiFlap(**vars(self.flap))
                 self._run(journal)
@@ -567,14 +589,14 @@ class ProductWatch:
             self._observe_and_judge()
 
     def _take_ack(self) -> None:
-        ack = self.w.state.take_ack(self.product)
+        ack = self.w.state.take_ack(self.name)
         if ack is None:
             return
         if self.flap.acknowledge(ack.get("journal")):
-            log_event("warning", "failover_acknowledged", product=self.product,
+            log_event("warning", "failover_acknowledged", cluster=self.name,
                       journal=self.flap.last_failover_id)
         else:
-            log_event("warning", "acknowledgement_ignored", product=self.product,
+            log_event("warning", "acknowledgement_ignored", cluster=self.name,
                       journal=ack.get("journal"), last=self.flap.last_failover_id)
 
     def _observe_and_judge(self) -> None:
@@ -583,7 +605,7 @@ class ProductWatch:
         if doc is None:
             return
         try:
-            cluster = fo.Cluster.from_document(doc, self.product)
+            cluster = fo.Cluster.from_document(doc, self.name)
         except fo.FailoverError as exc:
             self.alert("cluster", "cluster_unusable", error=str(exc))
             return
@@ -600,7 +622,7 @@ class ProductWatch:
                 or self.health.cluster != cluster:
             self.health = fo.MasterHealth(cluster, self.w.config.health(),
                                           self.started.get(cluster.master))
-        fenced = fenced_servers(doc, self.product)
+        fenced = fenced_servers(doc, self.name)
         seen = self.w.servers.probe_all(cluster.members() + fenced)
         master = seen[cluster.master]
         replicas = [seen[s] for s in cluster.replicas()]
@@ -626,7 +648,7 @@ class ProductWatch:
                 previous.failed_rounds != verdict.failed_rounds:
             level = {fo.ALIVE: "info", fo.SUSPECT: "warning"}.get(verdict.state, "error")
             if previous is None or previous.state != verdict.state or verdict.failed_rounds:
-                log_event(level, "verdict", product=self.product, master=self.health.master
+                log_event(level, "verdict", cluster=self.name, master=self.health.master
                           if self.health else None, state=verdict.state,
                           failed_rounds=verdict.failed_rounds, reasons=list(verdict.reasons),
                           witnesses=dict(verdict.witnesses))
@@ -663,7 +685,7 @@ class ProductWatch:
             self.alert("flap", "failover_refused_anti_flap", master=cluster.master,
                        last=self.flap.last_failover_id,
                        blocked_until=utc_stamp(self.flap.blocked_until()),
-                       how=f"{PROGRAM} ack --product {self.product}")
+                       how=f"{PROGRAM} ack --cluster {self.name}")
             return
         flavor = next((o.flavor for o in seen.values() if o.ok and o.flavor), None)
         if flavor is None:
@@ -672,7 +694,7 @@ class ProductWatch:
         master = str(cluster.master)
         choice = fo.choose(cluster, {s: seen[s] for s in cluster.replicas()}, flavor,
                            self.master_origin.get(master), self.master_state.get(master),
-                           excluded=fenced_servers(self.w.document.get() or {}, self.product))
+                           excluded=fenced_servers(self.w.document.get() or {}, self.name))
         if choice.new_master is None:
             self.alert("nochoice", "failover_impossible", master=master,
                        reasons=list(choice.reasons), changed="nothing")
@@ -682,7 +704,7 @@ class ProductWatch:
             cluster, choice, stamp,
             [*verdict.reasons, f"first failed check at {self._wall_of(verdict.first_failure_at)}"],
             detected_at=stamp)
-        log_event("critical", "failover_start", product=self.product, journal=journal.id,
+        log_event("critical", "failover_start", cluster=self.name, journal=journal.id,
                   old_master=master, new_master=choice.new_master,
                   first_failed_check=self._wall_of(verdict.first_failure_at),
                   reasons=list(journal.reasons), positions=dict(choice.positions))
@@ -726,7 +748,7 @@ class Watcher:
         self.document = Document(store, config.config_poll_interval, clock)
         self.servers = Servers(config, self.document.addresses, driver, clock)
         self.fencer = fencer
-        self.watches: dict[str, ProductWatch] = {}
+        self.watches: dict[str, ClusterWatch] = {}
         self.started_at = utc_stamp()
 
     def runner(self) -> Runner:
@@ -735,36 +757,36 @@ class Watcher:
                       self.config.run_settings(), self.state.save_journal, log_event,
                       self.clock, self.sleep, utc_stamp)
 
-    def watch(self, product: str) -> ProductWatch:
-        if product not in self.watches:
-            self.watches[product] = ProductWatch(product, self)
-        return self.watches[product]
+    def watch(self, name: str) -> ClusterWatch:
+        if name not in self.watches:
+            self.watches[name] = ClusterWatch(name, self)
+        return self.watches[name]
 
     def write_state(self) -> None:
         self.state.save_state({
             "program": PROGRAM, "pid": os.getpid(), "started_at": self.started_at,
             "updated_at": utc_stamp(), "epoch": (self.document.reader.doc or {}).get("epoch"),
             "interval": self.config.interval,
-            "products": {p: w.summary() for p, w in sorted(self.watches.items())}})
+            "clusters": {c: w.summary() for c, w in sorted(self.watches.items())}})
 
     def tick(self) -> None:
-        """One round of every product (in parallel: a slow product does not delay another)."""
+        """One round of every cluster (in parallel: a slow cluster does not delay another)."""
         doc = self.document.get()
-        products = managed_products(doc, self.config)
-        for product in products:
-            self.watch(product)
-        if products:
-            with ThreadPoolExecutor(max_workers=len(products)) as pool:
-                for product, future in [(p, pool.submit(self.watches[p].tick))
-                                        for p in products]:
+        clusters = managed_clusters(doc, self.config)
+        for name in clusters:
+            self.watch(name)
+        if clusters:
+            with ThreadPoolExecutor(max_workers=len(clusters)) as pool:
+                for name, future in [(c, pool.submit(self.watches[c].tick))
+                                     for c in clusters]:
                     try:
                         future.result()
-                    except Exception as exc:  # one product's bug must not stop the others
-                        log.exception("event=tick_failed product=%s error=%s", product, exc)
+                    except Exception as exc:  # one cluster's bug must not stop the others
+                        log.exception("event=tick_failed cluster=%s error=%s", name, exc)
         self.write_state()
 
     def run(self, stop: threading.Event) -> None:
-        log_event("info", "watcher_start", products=list(self.config.products) or "all",
+        log_event("info", "watcher_start", clusters=list(self.config.clusters) or "all",
                   interval=self.config.interval, rounds=self.config.rounds,
                   silence=self.config.silence, fence=getattr(self.fencer, "name", "?"),
                   anti_flap_window=self.config.anti_flap_window)
@@ -778,30 +800,31 @@ class Watcher:
 # --------------------------------------------------------------------------- switchover
 
 
-def switchover(watcher: Watcher, product: str, new_master: str | None,
+def switchover(watcher: Watcher, name: str, new_master: str | None,
                lock_wait: float = 30.0, attempts: int = 3) -> dict[str, Any]:
-    """A planned switchover of `product` to `new_master` (default: the candidate). Checks
-    first and changes nothing when a check fails (WatcherError naming the server)."""
+    """A planned switchover of cluster `name` to `new_master` (default: the candidate):
+    every product of the cluster moves. Checks first and changes nothing when a check fails
+    (WatcherError naming the server)."""
     doc = watcher.document.get(force=True)
     if doc is None:
         raise WatcherError("cannot read the global config")
-    cluster = fo.Cluster.from_document(doc, product)
+    cluster = fo.Cluster.from_document(doc, name)
     target = new_master or cluster.positions.get("candidate") \
         or cluster.positions.get("slave_candidate")
     if not target:
-        raise WatcherError(f"product '{product}': no candidate to switch over to")
-    with watcher.state.lock(product, wait=lock_wait) as mine:
+        raise WatcherError(f"cluster '{name}': no candidate to switch over to")
+    with watcher.state.lock(name, wait=lock_wait) as mine:
         if not mine:
-            raise WatcherError(f"product '{product}': another switchover or failover holds the "
+            raise WatcherError(f"cluster '{name}': another switchover or failover holds the "
                                "lock")
-        running = watcher.state.unfinished(product)
+        running = watcher.state.unfinished(name)
         if running is not None:
-            raise WatcherError(f"product '{product}': {running.kind} {running.id} is not "
+            raise WatcherError(f"cluster '{name}': {running.kind} {running.id} is not "
                                "finished yet")
         _switchover_checks(watcher, cluster, str(target))
         journal = fo.switchover_plan(cluster, str(target), utc_stamp(), ["planned switchover"])
         watcher.state.save_journal(journal)
-        log_event("warning", "switchover_start", product=product, journal=journal.id,
+        log_event("warning", "switchover_start", cluster=name, journal=journal.id,
                   old_master=cluster.master, new_master=target)
         runner = watcher.runner()
         for attempt in range(1, attempts + 1):
@@ -819,54 +842,54 @@ def switchover(watcher: Watcher, product: str, new_master: str | None,
     return switchover_report(journal)
 
 
-def abandon(state: StateDir, product: str, reason: str, lock_wait: float = 30.0) -> str:
-    """Mark the product's unfinished journal abandoned: an operator has taken over (e.g. a
+def abandon(state: StateDir, name: str, reason: str, lock_wait: float = 30.0) -> str:
+    """Mark the cluster's unfinished journal abandoned: an operator has taken over (e.g. a
     step that keeps failing because a server is gone for good). Nothing on the servers
     changes; the watcher watches the positions of the global config again."""
-    with state.lock(product, wait=lock_wait) as mine:
+    with state.lock(name, wait=lock_wait) as mine:
         if not mine:
-            raise WatcherError(f"product '{product}': the lock is held (a step is running); "
+            raise WatcherError(f"cluster '{name}': the lock is held (a step is running); "
                                "try again")
-        journal = state.unfinished(product)
+        journal = state.unfinished(name)
         if journal is None:
-            raise WatcherError(f"product '{product}': no unfinished failover or switchover")
+            raise WatcherError(f"cluster '{name}': no unfinished failover or switchover")
         for step in journal.steps:
             if step.status != fo.DONE:
                 step.status = fo.ABORTED
         journal.status, journal.finished_at = fo.ABORTED, utc_stamp()
         journal.error = f"abandoned by an operator: {reason}"
         state.save_journal(journal)
-    log_event("critical", "journal_abandoned", product=product, journal=journal.id,
+    log_event("critical", "journal_abandoned", cluster=name, journal=journal.id,
               reason=reason)
     return journal.id
 
 
 def _switchover_checks(watcher: Watcher, cluster: fo.Cluster, target: str) -> None:
-    product = cluster.product
+    name = cluster.name
     if cluster.position_of(target) not in fo.ELIGIBLE:
-        raise WatcherError(f"product '{product}': '{target}' is "
+        raise WatcherError(f"cluster '{name}': '{target}' is "
                            f"{cluster.position_of(target) or 'not in its cluster'}; only the "
                            "candidate or the slave candidate can become master")
     seen = watcher.servers.probe_all(cluster.members())
     master, new = seen[str(cluster.master)], seen[target]
     if not master.ok:
-        raise WatcherError(f"product '{product}': master '{cluster.master}' does not answer "
+        raise WatcherError(f"cluster '{name}': master '{cluster.master}' does not answer "
                            f"({master.error}); a dead master is the watcher's to replace")
     if not new.ok:
-        raise WatcherError(f"product '{product}': '{target}' does not answer ({new.error})")
+        raise WatcherError(f"cluster '{name}': '{target}' does not answer ({new.error})")
     replica = new.replica or {}
     if not (new.io_running() and replica.get("sql_running")):
-        raise WatcherError(f"product '{product}': '{target}' does not replicate (IO thread "
+        raise WatcherError(f"cluster '{name}': '{target}' does not replicate (IO thread "
                            f"{replica.get('io_thread')}, SQL thread {replica.get('sql_thread')}"
                            f"{', ' + new.sql_error() if new.sql_error() else ''})")
     lag = replica.get("seconds_behind")
     if lag is None or lag > watcher.config.switchover_max_lag:
-        raise WatcherError(f"product '{product}': '{target}' is {lag} s behind (at most "
+        raise WatcherError(f"cluster '{name}': '{target}' is {lag} s behind (at most "
                            f"{watcher.config.switchover_max_lag:g} s for a switchover)")
     assert master.flavor is not None
     errant = fo.errant(new, master.binlog_state(), master.origin, master.flavor)
     if errant:
-        raise WatcherError(f"product '{product}': '{target}' has errant transactions {errant}")
+        raise WatcherError(f"cluster '{name}': '{target}' has errant transactions {errant}")
 
 
 def _seconds(start: str | None, end: str | None) -> float | None:
@@ -884,7 +907,8 @@ def _epoch(stamp: str) -> float:
 def switchover_report(journal: fo.Journal) -> dict[str, Any]:
     steps = {s.name: s for s in journal.steps}
     freeze, publish = steps.get("freeze"), steps.get("publish")
-    return {"journal": journal.id, "status": journal.status, "product": journal.product,
+    return {"journal": journal.id, "status": journal.status, "cluster": journal.cluster,
+            "products": list(journal.products),
             "old_master": journal.old.get("master"), "new_master": journal.new.get("master"),
             "positions": journal.new,
             "read_only_to_published_seconds": _seconds(
@@ -915,7 +939,7 @@ def check(state: Mapping[str, Any], max_age: float, now: float) -> tuple[int, st
     if age > max_age:
         return 2, f"CRITICAL: the watcher has not written its state for {age:.0f} s"
     worst, notes = 0, []
-    for product, info in sorted((state.get("products") or {}).items()):
+    for name, info in sorted((state.get("clusters") or {}).items()):
         verdict = info.get("verdict")
         journal = info.get("journal") or {}
         if verdict in (fo.DEAD, fo.UNKNOWN) or journal.get("status") in (fo.RUNNING,
@@ -923,11 +947,22 @@ def check(state: Mapping[str, Any], max_age: float, now: float) -> tuple[int, st
             worst = 2
         elif verdict == fo.SUSPECT or not info.get("failover_allowed", True):
             worst = max(worst, 1)
-        notes.append(f"{product}: master {info.get('master')} {verdict}"
+        notes.append(f"{name}: master {info.get('master')} {verdict}"
                      + ("" if info.get("failover_allowed", True) else ", failover blocked "
                         "(anti-flap; acknowledge)"))
     label = {0: "OK", 1: "WARNING", 2: "CRITICAL"}[worst]
-    return worst, f"{label}: " + ("; ".join(notes) or "no products")
+    return worst, f"{label}: " + ("; ".join(notes) or "no clusters")
+
+
+def _which_cluster(parser: argparse.ArgumentParser) -> None:
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--cluster", help="the database cluster")
+    which.add_argument("--product", help="a product: its database cluster")
+
+
+def _document_for(config: WatcherConfig) -> dict[str, Any] | None:
+    """The global config, read once (for an operator's command naming a product)."""
+    return build(config).document.get(force=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -935,15 +970,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="configuration file (JSON)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="watch the masters and fail over (the service)")
-    s = sub.add_parser("switchover", help="planned switchover of one product's master")
-    s.add_argument("--product", required=True)
+    s = sub.add_parser("switchover", help="planned switchover of one cluster's master")
+    _which_cluster(s)
     s.add_argument("--new-master")
     a = sub.add_parser("ack", help="acknowledge the last automatic failover (anti-flap)")
-    a.add_argument("--product", required=True)
+    _which_cluster(a)
     a.add_argument("--journal", help="only this failover (default: the last one)")
     b = sub.add_parser("abandon", help="give up an unfinished failover or switchover (the "
                                        "operator takes over)")
-    b.add_argument("--product", required=True)
+    _which_cluster(b)
     b.add_argument("--reason", required=True)
     sub.add_parser("status", help="print the state file")
     c = sub.add_parser("check", help="Nagios plugin: the watcher's state")
@@ -958,12 +993,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command in ("status", "check", "ack", "abandon"):
             state = StateDir(config.state_dir)
+            if args.command in ("abandon", "ack"):
+                name = args.cluster or cluster_named(_document_for(config), None, args.product)
             if args.command == "abandon":
-                print(f"{abandon(state, args.product, args.reason)}: abandoned")
+                print(f"{abandon(state, name, args.reason)}: abandoned")
                 return 0
             if args.command == "ack":
-                state.ack(args.product, args.journal)
-                print(f"{args.product}: acknowledgement written; the watcher takes it at its "
+                state.ack(name, args.journal)
+                print(f"cluster {name}: acknowledgement written; the watcher takes it at its "
                       "next round")
                 return 0
             if args.command == "status":
@@ -974,7 +1011,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return code
         watcher = build(config)
         if args.command == "switchover":
-            print(json.dumps(switchover(watcher, args.product, args.new_master), indent=2))
+            name = cluster_named(watcher.document.get(force=True), args.cluster, args.product)
+            print(json.dumps(switchover(watcher, name, args.new_master), indent=2))
             return 0
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -325,8 +325,11 @@ DOC_SERVERS = {f"db-{i}": {"role": "db", "products": ["hello"], "az": "us-east-1
 
 
 def document() -> dict[str, Any]:
+    """A global config (version 2) with cluster hello serving product hello."""
+    positions = {"master": "db-1", "candidate": "db-2", "slave_candidate": "db-3",
+                 "backup": "db-4"}
     return {"epoch": 3, "updated_at": "2026-11-28T09:00:00Z", "updated_by": "test",
             "servers": {k: dict(v) for k, v in DOC_SERVERS.items()},
-            "products": {"hello": {"db": {"master": "db-1", "candidate": "db-2",
-                                          "slave_candidate": "db-3", "backup": "db-4"},
+            "clusters": {"hello": {"db": dict(positions)}},
+            "products": {"hello": {"cluster": "hello", "db": dict(positions),
                                    "memcached": [], "web": []}}}

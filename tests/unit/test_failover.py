@@ -101,7 +101,7 @@ def test_cluster_names_a_server_without_address() -> None:
     del doc["servers"]["db-3"]["address"]
     with pytest.raises(fo.FailoverError, match="slave_candidate 'db-3' has no address"):
         fo.Cluster.from_document(doc, "hello")
-    with pytest.raises(fo.FailoverError, match="product 'nope'"):
+    with pytest.raises(fo.FailoverError, match="cluster 'nope'"):
         fo.Cluster.from_document(doc, "nope")
 
 

@@ -363,7 +363,7 @@ def test_a_reseeded_server_is_no_source_of_errant_alarms() -> None:
     db1 = cluster.dbs["db-1"]
     db1.binlog_from = len(db1.applied)
     doc = document()
-    doc["products"]["hello"]["db"] = {"master": "db-2", "candidate": "db-1",
+    doc["clusters"]["hello"]["db"] = {"master": "db-2", "candidate": "db-1",
                                       "slave_candidate": "db-3", "backup": "db-4"}
     back = fo.switchover_plan(fo.Cluster.from_document(doc, "hello"), "db-1", "t2")
     Harness(cluster).runner().run(back)

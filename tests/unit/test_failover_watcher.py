@@ -119,12 +119,12 @@ class World:
 def test_config_errors_name_every_field(tmp_path: Any) -> None:
     with pytest.raises(fw.WatcherError) as err:
         fw.parse_config({"bucket": "b", "rounds": 0, "interval": "fast", "colour": "red",
-                         "fence": {"method": "magic"}, "products": "hello",
+                         "fence": {"method": "magic"}, "clusters": "hello",
                          "aws_environment": {"HOME": "/root"}}, "cfg.json")
     message = str(err.value)
     for part in ("unknown field 'colour'", "field 'key' is required",
                  "field 'rounds' must be a number from 1", "field 'interval' must be a number",
-                 "field 'products' must be a list", "method is none, docker or ec2",
+                 "field 'clusters' must be a list", "method is none, docker or ec2",
                  "field 'aws_environment' must map AWS_ACCESS_KEY_ID"):
         assert part in message
     assert message.startswith("cfg.json: ")
@@ -146,11 +146,44 @@ def test_read_config_names_the_file(tmp_path: Any) -> None:
 def test_healthy_rounds_write_the_state_and_remember_the_master(world: World) -> None:
     watcher = world.watcher()
     world.rounds(watcher, 3)
-    state = world.state()["products"]["hello"]
+    state = world.state()["clusters"]["hello"]
     assert state["verdict"] == fo.ALIVE and state["master"] == "db-1"
     assert state["master_state"] == {"db-1": "0-1-10"} and state["master_origin"] == {"db-1": "1"}
     assert "db-1" in state["master_started_at"] and state["failover_allowed"]
     assert world.fencer.calls == []
+
+
+def shared(world: World) -> None:
+    """Products hello and shop on the one cluster 'main' (the day-two shape)."""
+    from module_utils import global_config as gc
+
+    def change(doc: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        doc, _ = gc.rename_cluster(doc, "hello", "main")
+        doc, _ = gc.set_product(doc, "shop", cluster="main")
+        for i in range(1, 5):
+            doc, _ = gc.set_server(doc, f"db-{i}", products=["hello", "shop"])
+        return doc, True
+    world.store.update(change, "test")
+
+
+def test_two_products_on_one_cluster_fail_over_in_one_journal_and_one_write(
+        world: World) -> None:
+    shared(world)
+    watcher = world.watcher()
+    world.rounds(watcher, 2)
+    epoch = world.doc()["epoch"]
+    world.cluster.dbs["db-1"].down = True          # kill -9
+    world.rounds(watcher, 3)
+    doc = world.doc()
+    moved = {"master": "db-2", "candidate": "db-3", "slave_candidate": None, "backup": "db-4"}
+    assert doc["clusters"]["main"]["db"] == moved
+    assert doc["products"]["hello"]["db"] == doc["products"]["shop"]["db"] == moved
+    assert doc["epoch"] == epoch + 1 and doc["servers"]["db-1"]["state"] == "fenced"
+    journals = fw.StateDir(str(world.tmp_path / "state")).journals()
+    assert [(j.cluster, j.products, j.status) for j in journals] == [
+        ("main", ["hello", "shop"], fo.DONE)]
+    assert list(world.state()["clusters"]) == ["main"]
+    assert world.fencer.calls == [("isolate", "db-1"), ("power_off", "db-1")]
 
 
 def test_dead_master_failover_publishes_and_blocks_a_second_one(world: World) -> None:
@@ -172,7 +205,7 @@ def test_dead_master_failover_publishes_and_blocks_a_second_one(world: World) ->
     world.cluster.dbs["db-2"].down = True
     world.rounds(watcher, 6)
     assert world.doc()["epoch"] == 4
-    state = world.state()["products"]["hello"]
+    state = world.state()["clusters"]["hello"]
     assert state["verdict"] == fo.DEAD and not state["failover_allowed"]
     assert state["alerts"][-1]["event"] == "failover_refused_anti_flap"
     # an operator acknowledges: the next round fails over to the slave candidate's successor
@@ -200,7 +233,7 @@ def test_partitioned_watcher_does_not_fail_over(world: World) -> None:
             world.rounds(watcher, 1)
     finally:
         Driver.connect = real  # type: ignore[method-assign]
-    state = world.state()["products"]["hello"]
+    state = world.state()["clusters"]["hello"]
     assert state["verdict"] == fo.SUSPECT and "still hear the master" in state["reasons"][-1]
     assert world.doc()["epoch"] == 3 and world.fencer.calls == []
 
@@ -213,7 +246,7 @@ def test_no_eligible_replica_changes_nothing(world: World) -> None:
     world.cluster.dbs["db-3"].sql_error = (1062, "Duplicate entry")
     world.rounds(watcher, 5)
     assert world.doc()["epoch"] == 3 and world.fencer.calls == []
-    alert = world.state()["products"]["hello"]["alerts"][-1]
+    alert = world.state()["clusters"]["hello"]["alerts"][-1]
     assert alert["event"] == "failover_impossible" and '"changed": "nothing"' in alert["detail"]
 
 
@@ -262,7 +295,7 @@ def test_a_former_master_restarted_as_replica_is_no_restart_when_master_again(
     world.rounds(watcher, 4)
     assert world.doc()["products"]["hello"]["db"]["master"] == "db-1"
     assert world.fencer.calls == []
-    assert world.state()["products"]["hello"]["verdict"] == fo.ALIVE
+    assert world.state()["clusters"]["hello"]["verdict"] == fo.ALIVE
 
 
 def test_an_operator_abandons_a_stuck_failover(world: World) -> None:
@@ -294,7 +327,7 @@ def test_returning_old_master_is_kept_read_only_and_isolated(world: World) -> No
     world.rounds(watcher, 1)
     assert old.read_only and old.down                  # read-only, and cut off again
     assert world.fencer.calls[-1] == ("isolate", "db-1")
-    alert = world.state()["products"]["hello"]["alerts"][-1]
+    alert = world.state()["clusters"]["hello"]["alerts"][-1]
     assert alert["event"] == "fenced_server_returned" and "made read-only" in alert["detail"]
     assert world.doc()["products"]["hello"]["db"]["master"] == "db-2"
 
@@ -359,14 +392,14 @@ def test_switchover_refuses_the_backup(world: World) -> None:
 
 def test_nagios_check() -> None:
     now = fw._epoch("2026-11-28T09:00:10.000Z")
-    ok = {"updated_at": "2026-11-28T09:00:09.000Z", "products": {"hello": {
+    ok = {"updated_at": "2026-11-28T09:00:09.000Z", "clusters": {"hello": {
         "master": "db-1", "verdict": "alive", "failover_allowed": True}}}
     assert fw.check(ok, 30, now) == (0, "OK: hello: master db-1 alive")
     assert fw.check({**ok, "updated_at": "2026-11-28T08:00:00.000Z"}, 30, now)[0] == 2
-    blocked = {**ok, "products": {"hello": {"master": "db-2", "verdict": "alive",
+    blocked = {**ok, "clusters": {"hello": {"master": "db-2", "verdict": "alive",
                                             "failover_allowed": False}}}
     assert fw.check(blocked, 30, now)[0] == 1
-    dead = {**ok, "products": {"hello": {"master": "db-2", "verdict": "dead"}}}
+    dead = {**ok, "clusters": {"hello": {"master": "db-2", "verdict": "dead"}}}
     assert fw.check(dead, 30, now)[0] == 2
     assert fw.check({}, 30, now)[0] == 3
 
@@ -378,8 +411,10 @@ def test_cli_ack_status_and_check(tmp_path: Any, capsys: Any) -> None:
                                "replication_password": "q",
                                "state_dir": str(tmp_path / "s")}))
     assert fw.main(["--config", str(cfg), "check-config"]) == 0
-    assert fw.main(["--config", str(cfg), "ack", "--product", "hello"]) == 0
+    assert fw.main(["--config", str(cfg), "ack", "--cluster", "hello"]) == 0
     assert os.path.exists(tmp_path / "s" / "acks" / "hello")
+    # a product is looked up in the global config (unreadable here): a clear refusal
+    assert fw.main(["--config", str(cfg), "ack", "--product", "hello"]) == 1
     assert fw.main(["--config", str(cfg), "status"]) == 0
     assert fw.main(["--config", str(cfg), "check"]) == 3
     assert "UNKNOWN" in capsys.readouterr().out

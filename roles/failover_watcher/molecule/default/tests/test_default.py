@@ -24,7 +24,7 @@ def test_secrets_are_readable_by_root_and_the_watcher_only(host):
     data = json.loads(host.check_output(f"cat {CONFIG}"))
     assert data["aws_environment"] == {"AWS_ACCESS_KEY_ID": "molecule",
                                        "AWS_SECRET_ACCESS_KEY": "molecule"}
-    assert data["fence"] == {"method": "none"} and data["products"] == ["hello"]
+    assert data["fence"] == {"method": "none"} and data["clusters"] == ["hello"]
     assert data["interval"] == 0.5 and data["rounds"] == 3 and len(data["mysql_password"]) == 32
     assert host.file(PROGRAM).user == "root" and host.file(PROGRAM).mode == 0o755
 
@@ -48,4 +48,4 @@ def test_unreachable_global_config_is_said_and_the_state_still_written(host):
     assert "event=watcher_start" in log
     assert "event=global_config_unreadable" in log
     check = host.run(f"runuser -u hostkit-failover -- {PROGRAM} --config {CONFIG} check")
-    assert check.rc == 0, check.stdout   # no products known yet: nothing to alarm about
+    assert check.rc == 0, check.stdout   # no clusters known yet: nothing to alarm about
