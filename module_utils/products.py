@@ -73,8 +73,42 @@ def _healthcheck(name: str, product: Mapping[str, Any]) -> list[str]:
 def _database(name: str, product: Mapping[str, Any]) -> list[str]:
     database = product.get("database")
     if database is not None and not isinstance(database, dict):
-        return [f"product '{name}': field 'database' must be a mapping (name, user)"]
+        return [f"product '{name}': field 'database' must be a mapping (name, user, cluster)"]
+    cluster = (database or {}).get("cluster")
+    if cluster is not None and not (isinstance(cluster, str) and NAME_RE.match(cluster)):
+        return [f"product '{name}': field 'database.cluster' must be a cluster name (lower "
+                f"case letters, digits and _, starting with a letter), got '{cluster}'"]
     return []
+
+
+def database_cluster(product: Mapping[str, Any]) -> str | None:
+    """The database cluster of a product: `database.cluster`, by default the product's
+    name (a cluster of its own); None for a product without a database."""
+    database = product.get("database")
+    if not isinstance(database, Mapping):
+        return None
+    return str(database.get("cluster") or product.get("name"))
+
+
+def _shared_clusters(products: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Products on one cluster share its servers: each needs a database and an account of
+    its own there."""
+    problems: list[str] = []
+    seen: dict[tuple[str, str, str], str] = {}
+    for product in products:
+        cluster = database_cluster(product)
+        database = product.get("database")
+        if cluster is None or not isinstance(database, Mapping):
+            continue
+        name = str(product.get("name"))
+        for field, value in (("name", database.get("name")),
+                             ("user", database.get("user") or name)):
+            key = (cluster, field, str(value))
+            if value and key in seen:
+                problems.append(f"product '{name}': field 'database.{field}' is '{value}', as "
+                                f"for product '{seen[key]}' on the same cluster '{cluster}'")
+            seen.setdefault(key, name)
+    return problems
 
 
 def _users(name: str, product: Mapping[str, Any]) -> list[str]:
@@ -161,6 +195,8 @@ def product_problems(products: Any, require: Iterable[str] = tuple(CHECKS)) -> l
         seen.add(name)
         for check in require:
             problems.extend(CHECKS[check](name, product))
+    if "database" in require:
+        problems.extend(_shared_clusters([p for p in products if isinstance(p, Mapping)]))
     return problems
 
 

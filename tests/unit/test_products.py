@@ -216,3 +216,29 @@ def test_runtime_reload_must_be_a_boolean() -> None:
     assert product_problems([product(runtime_reload=False)]) == []
     assert only(product_problems([product(runtime_reload="no")])) == (
         "product 'shop': field 'runtime_reload' must be true or false, got 'no'")
+
+
+def test_database_cluster_defaults_to_the_product_and_is_checked() -> None:
+    from module_utils.products import database_cluster, product_problems
+
+    assert database_cluster({"name": "hello", "database": {"name": "hello"}}) == "hello"
+    assert database_cluster({"name": "hello", "database": {"cluster": "main"}}) == "main"
+    assert database_cluster({"name": "static"}) is None
+    bad = product(database={"name": "shop", "cluster": "Main-1"})
+    assert only(product_problems([bad])) == (
+        "product 'shop': field 'database.cluster' must be a cluster name (lower case letters, "
+        "digits and _, starting with a letter), got 'Main-1'")
+
+
+def test_products_on_one_cluster_need_their_own_database_and_account() -> None:
+    from module_utils.products import product_problems
+
+    hello = {**product(), "name": "hello", "database": {"name": "app", "cluster": "main"}}
+    shop = product(database={"name": "app", "user": "hello", "cluster": "main"})
+    assert product_problems([hello, shop]) == [
+        "product 'shop': field 'database.name' is 'app', as for product 'hello' on the same "
+        "cluster 'main'",
+        "product 'shop': field 'database.user' is 'hello', as for product 'hello' on the same "
+        "cluster 'main'"]
+    apart = dict(shop, database={"name": "app", "user": "hello", "cluster": "other"})
+    assert product_problems([hello, apart]) == []
