@@ -1,4 +1,4 @@
-"""Jinja filters of the database tier: the replication topology of each product (logic in
+"""Jinja filters of the database tier: the replication topology of each cluster (logic in
 module_utils/db_topology.py) and the MariaDB/MySQL account details the mysql role needs
 (module_utils/mysql_flavor.py). Each filter is documented in the .yml file of its name."""
 
@@ -39,16 +39,20 @@ def _flavor(flavor: str, version: str) -> mysql_flavor.Flavor:
 
 
 @_filter
-def db_topology(groups: Any, products: Any, overrides: Any = None) -> dict[str, Any]:
-    return topo.build_topology(groups, products, overrides)
+def db_topology(groups: Any, products: Any, live: Any = None) -> dict[str, Any]:
+    return topo.build_topology(groups, products, live)
 
 
-def db_topology_problems(groups: Any, products: Any, overrides: Any = None) -> list[str]:
-    return topo.topology_problems(groups, products, overrides)
+def db_topology_problems(groups: Any, products: Any, live: Any = None) -> list[str]:
+    return topo.topology_problems(groups, products, live)
 
 
-def db_replication_plan(topology: Any, host: str) -> dict[str, Any]:
-    return topo.replication_plan(topology or {}, str(host))
+def db_replication_plan(topology: Any, host: str, products: Any = None) -> dict[str, Any]:
+    return topo.replication_plan(topology or {}, str(host), products)
+
+
+def db_cluster_products(products: Any) -> dict[str, list[str]]:
+    return topo.cluster_products(products)
 
 
 def db_seed_donors(topology: Any, host: str) -> list[str]:
@@ -87,6 +91,7 @@ class FilterModule:
             "db_topology": db_topology,
             "db_topology_problems": db_topology_problems,
             "db_replication_plan": db_replication_plan,
+            "db_cluster_products": db_cluster_products,
             "db_seed_donors": db_seed_donors,
             "db_server_id": db_server_id,
             "mysql_host_pattern": mysql_host_pattern,

@@ -14,10 +14,13 @@ if str(_ROOT) not in sys.path:
 
 from module_utils.launch import (  # noqa: E402
     LaunchPlanError,
+    cluster_plan,
+    db_place_plan,
+    errant_transactions,
     fleet_table,
     haproxy_servers_up,
-    initial_db_positions,
     next_phase,
+    plan_role_launch,
     plan_web_launch,
     sole_web_products,
     timeline,
@@ -35,10 +38,34 @@ def hostkit_plan_web_launch(doc: Any, product: str, zones: Any, taken: Any = (),
         raise AnsibleFilterError(f"launch_web: {exc}") from None
 
 
-def hostkit_initial_db_positions(groups: Any, products: Any, doc: Any) -> list[dict[str, Any]]:
-    """Initial db positions of the products that have none (see module_utils/launch.py)."""
+def hostkit_cluster_plan(groups: Any, products: Any, doc: Any) -> dict[str, Any]:
+    """What the global config needs so that it follows products.yml's database clusters
+    (see module_utils/launch.py cluster_plan)."""
     try:
-        return initial_db_positions(groups, products, doc or {})
+        return cluster_plan(groups, products, doc or {})
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
+def hostkit_plan_role_launch(doc: Any, role: str, zones: Any, taken: Any = (), az: Any = None,
+                             products: Any = None, cluster: Any = None, position: Any = None,
+                             catalog: Any = ()) -> dict[str, Any]:
+    """One new db, memcached or monitor server (see module_utils/launch.py)."""
+    if isinstance(products, str):
+        products = [p.strip() for p in products.split(",") if p.strip()]
+    try:
+        return plan_role_launch(doc or {}, str(role), zones, taken or (), az or None,
+                                products or None, cluster or None, position or None,
+                                catalog or ())
+    except LaunchPlanError as exc:
+        raise AnsibleFilterError(f"launch: {exc}") from None
+
+
+def hostkit_db_place_plan(doc: Any, host: str, position: Any = None,
+                          cluster: Any = None) -> dict[str, Any]:
+    """Where a database server goes in its cluster (see module_utils/launch.py)."""
+    try:
+        return db_place_plan(doc or {}, str(host), position or None, cluster or None)
     except ValueError as exc:
         raise AnsibleFilterError(str(exc)) from None
 
@@ -52,7 +79,10 @@ class FilterModule:
             "hostkit_launch_timeline": timeline,
             "hostkit_haproxy_servers_up": haproxy_servers_up,
             "hostkit_traffic_records": traffic_records,
-            "hostkit_initial_db_positions": hostkit_initial_db_positions,
+            "hostkit_cluster_plan": hostkit_cluster_plan,
+            "hostkit_db_place_plan": hostkit_db_place_plan,
+            "hostkit_plan_role_launch": hostkit_plan_role_launch,
+            "hostkit_errant_transactions": errant_transactions,
             "hostkit_fleet_table": fleet_table,
             "hostkit_sole_web_products": sole_web_products,
         }

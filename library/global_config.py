@@ -23,6 +23,7 @@ try:
         remove_cluster,
         remove_product,
         remove_server,
+        rename_cluster,
         set_cluster,
         set_product,
         set_server,
@@ -123,6 +124,12 @@ options:
           - Positions to set, any of C(master), C(candidate), C(slave_candidate), C(backup),
             each a server id or C(null) to empty it. Positions not named keep their holder.
         type: dict
+      renamed_from:
+        description:
+          - Rename this cluster to O(cluster.name) first (its products follow); nothing
+            happens when no cluster has that name any more. Refused when O(cluster.name) is
+            taken.
+        type: str
   product:
     description:
       - The product to set (O(state=present)) or remove (O(state=absent)). With
@@ -314,6 +321,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "cluster": {"type": "dict", "options": {
         "name": {"type": "str", "required": True},
         "db": {"type": "dict"},
+        "renamed_from": {"type": "str"},
     }},
     "product": {"type": "dict", "options": {
         "name": {"type": "str", "required": True},
@@ -359,10 +367,17 @@ def _check_positions(what: str, db: dict[str, Any] | None) -> None:
 
 
 def _cluster_change(cluster: dict[str, Any], state: str) -> Any:
+    name = cluster["name"]
     if state == "absent":
-        return lambda doc: remove_cluster(doc, cluster["name"])
-    _check_positions(f"cluster '{cluster['name']}'", cluster.get("db"))
-    return lambda doc: set_cluster(doc, cluster["name"], db=cluster.get("db"))
+        return lambda doc: remove_cluster(doc, name)
+    _check_positions(f"cluster '{name}'", cluster.get("db"))
+    old = cluster.get("renamed_from")
+
+    def change(doc: Any) -> Any:
+        if old and old in (doc.get("clusters") or {}):
+            doc, _ = rename_cluster(doc, old, name)
+        return set_cluster(doc, name, db=cluster.get("db"))
+    return change
 
 
 def _product_change(product: dict[str, Any], state: str) -> Any:

@@ -1,12 +1,20 @@
-"""The database topology of each product: which server is the master, the candidate, the slave
-candidate and the backup replica, and who replicates from whom.
+"""The database clusters: which server is the master, the candidate, the slave candidate and
+the backup replica of each cluster, and who replicates from whom.
 
-It is derived from the inventory: group `role_db` (the database servers), groups
-`dbrole_<position>` (label io.hostkit.db_role / tag DbRole) and `product_<name>` (the products
-a server's databases belong to); an override mapping (later: the global config's
-`products.<name>.db`, the same shape) replaces a product's inventory positions. Every problem
-is reported with the product and host it concerns, so a playbook can stop before it changes a
-server. No Ansible imports; filter_plugins/db_topology.py exposes the functions to Jinja.
+A cluster is named in each product's `database.cluster` (default: the product's own name, a
+cluster of its own) and serves every product that names it. A database server belongs to the
+cluster of its products (groups `product_<name>`; label io.hostkit.products / tag Product).
+
+Positions come from two places:
+- **live**: the global config's `clusters.<name>.db`, once the cluster exists there. It is
+  the only truth after bootstrap: a failover, a switchover or a rejoin changes it, and
+  nothing here overrides it with the inventory;
+- **seed**: for a cluster the live document does not know yet, the inventory groups
+  `dbrole_<position>` (label io.hostkit.db_role / tag DbRole).
+
+Every problem is reported with the cluster (or product) and host it concerns, so a playbook
+can stop before it changes a server. No Ansible imports; filter_plugins/db_topology.py
+exposes the functions to Jinja.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ DONOR_PREFERENCE = ("backup", "slave_candidate", "candidate")
 DB_GROUP = "role_db"
 POSITION_GROUP_PREFIX = "dbrole_"
 PRODUCT_GROUP_PREFIX = "product_"
+LABEL_HINT = "label io.hostkit.db_role / tag DbRole"
 
 Topology = dict[str, dict[str, str | None]]
 
@@ -43,13 +52,28 @@ def _members(groups: Mapping[str, Any], name: str) -> list[str]:
     return [str(h) for h in groups.get(name) or []]
 
 
-def _products_by_name(products: Any) -> dict[str, Mapping[str, Any]]:
-    return {str(p["name"]): p for p in products or []
-            if isinstance(p, Mapping) and isinstance(p.get("name"), str)}
-
-
 def _quote(hosts: Iterable[str]) -> str:
     return ", ".join(f"'{h}'" for h in hosts)
+
+
+def product_cluster(product: Mapping[str, Any]) -> str | None:
+    """The cluster of a product: `database.cluster`, by default its own name; None for a
+    product without a database."""
+    database = product.get("database")
+    if not isinstance(database, Mapping):
+        return None
+    return str(database.get("cluster") or product.get("name"))
+
+
+def cluster_products(products: Any) -> dict[str, list[str]]:
+    """Cluster name -> the products on it, in catalog order."""
+    out: dict[str, list[str]] = {}
+    for product in products or []:
+        if isinstance(product, Mapping) and isinstance(product.get("name"), str):
+            cluster = product_cluster(product)
+            if cluster is not None:
+                out.setdefault(cluster, []).append(str(product["name"]))
+    return out
 
 
 def _inventory_positions(groups: Mapping[str, Any], problems: list[str]) -> dict[str, list[str]]:
@@ -64,186 +88,191 @@ def _inventory_positions(groups: Mapping[str, Any], problems: list[str]) -> dict
                 positions.setdefault(host, []).append(position)
             else:
                 problems.append(f"host '{host}': unknown database position '{position}' "
-                                f"(label io.hostkit.db_role / tag DbRole: one of "
-                                f"{', '.join(POSITIONS)})")
+                                f"({LABEL_HINT}: one of {', '.join(POSITIONS)})")
     return positions
 
 
-def _product_groups(groups: Mapping[str, Any], products: Mapping[str, Any]) -> dict[str, str]:
-    """group name -> product name, for the products of the catalog."""
-    return {group_name(PRODUCT_GROUP_PREFIX, name): name for name in products}
-
-
-def _check_hosts(groups: Mapping[str, Any], products: Mapping[str, Any],
-                 host_positions: Mapping[str, list[str]], problems: list[str]) -> None:
-    """Problems of single hosts: a position but not a database server, a database server of
-    no known product. (Several positions are reported per product by _check_cluster.)"""
+def _host_clusters(groups: Mapping[str, Any], products: list[Mapping[str, Any]],
+                   problems: list[str]) -> dict[str, str]:
+    """Database host -> its cluster, from its product groups. A host of two clusters, of a
+    product without a database or of no product is a problem."""
     db_hosts = set(_members(groups, DB_GROUP))
-    known_groups = _product_groups(groups, products)
-    for host, positions in sorted(host_positions.items()):
-        if host not in db_hosts:
-            problems.append(f"host '{host}': has database position '{positions[0]}' but is not "
-                            f"a database server (group {DB_GROUP})")
+    by_group = {group_name(PRODUCT_GROUP_PREFIX, str(p["name"])): p for p in products}
+    seen: dict[str, set[str]] = {}
     for group in sorted(groups):
-        if group.startswith(PRODUCT_GROUP_PREFIX) and group not in known_groups:
-            for host in sorted(db_hosts & set(_members(groups, group))):
-                problems.append(f"host '{host}': serves the database of product "
-                                f"'{group[len(PRODUCT_GROUP_PREFIX):]}', which platform_products "
-                                "does not describe")
-    in_products = {h for g in known_groups for h in _members(groups, g)}
-    for host in sorted(db_hosts - in_products):
-        problems.append(f"host '{host}': is a database server (group {DB_GROUP}) of no product "
-                        "(label io.hostkit.products / tag Product)")
+        if not group.startswith(PRODUCT_GROUP_PREFIX):
+            continue
+        hosts = sorted(db_hosts & set(_members(groups, group)))
+        product = by_group.get(group)
+        if product is None:
+            problems += [f"host '{h}': serves the database of product "
+                         f"'{group[len(PRODUCT_GROUP_PREFIX):]}', which platform_products "
+                         "does not describe" for h in hosts]
+            continue
+        cluster = product_cluster(product)
+        for host in hosts:
+            if cluster is None:
+                problems.append(f"host '{host}': is a database server of product "
+                                f"'{product['name']}', which has no database (field 'database')")
+            else:
+                seen.setdefault(host, set()).add(cluster)
+    out: dict[str, str] = {}
+    for host in sorted(db_hosts):
+        clusters = sorted(seen.get(host, set()))
+        if not clusters:
+            problems.append(f"host '{host}': is a database server (group {DB_GROUP}) of no "
+                            "product (label io.hostkit.products / tag Product)")
+        elif len(clusters) > 1:
+            problems.append(f"host '{host}': serves products of several database clusters "
+                            f"({', '.join(clusters)}); a server belongs to one cluster")
+        else:
+            out[host] = clusters[0]
+    return out
 
 
-def _cluster_from_inventory(name: str, members: list[str],
-                            host_positions: Mapping[str, list[str]],
-                            problems: list[str]) -> dict[str, list[str]]:
+def _seed(name: str, members: list[str], host_positions: Mapping[str, list[str]],
+          problems: list[str]) -> dict[str, list[str]]:
     cluster: dict[str, list[str]] = {p: [] for p in POSITIONS}
     for host in members:
         positions = host_positions.get(host, [])
         if not positions:
-            problems.append(f"product '{name}': database server '{host}' has no database "
-                            f"position (label io.hostkit.db_role / tag DbRole: one of "
-                            f"{', '.join(POSITIONS)})")
+            problems.append(f"cluster '{name}': database server '{host}' has no database "
+                            f"position ({LABEL_HINT}: one of {', '.join(POSITIONS)})")
         for position in positions:  # several positions: each is checked (two masters, ...)
             cluster[position].append(host)
     return cluster
 
 
-def _cluster_from_override(name: str, override: Any, db_hosts: set[str],
-                           problems: list[str]) -> dict[str, list[str]]:
+def _live(name: str, positions: Any, db_hosts: set[str], problems: list[str]
+          ) -> dict[str, list[str]]:
     cluster: dict[str, list[str]] = {p: [] for p in POSITIONS}
-    if not isinstance(override, Mapping):
-        problems.append(f"product '{name}': the topology override must map positions "
+    if not isinstance(positions, Mapping):
+        problems.append(f"cluster '{name}': the live positions must map positions "
                         f"({', '.join(POSITIONS)}) to hosts")
         return cluster
-    for position, host in override.items():
+    for position, host in positions.items():
         if position not in POSITIONS:
-            problems.append(f"product '{name}': unknown database position '{position}' in the "
-                            f"topology override (one of {', '.join(POSITIONS)})")
+            problems.append(f"cluster '{name}': unknown database position '{position}' in the "
+                            f"live positions (one of {', '.join(POSITIONS)})")
             continue
-        for item in host if isinstance(host, list) else [host]:
-            if item in (None, ""):
-                continue
-            if not isinstance(item, str):
-                problems.append(f"product '{name}': position '{position}' of the topology "
-                                f"override must name a host, got {item!r}")
-            elif db_hosts and item not in db_hosts:
-                problems.append(f"product '{name}': host '{item}' ({position} in the topology "
-                                f"override) is not a database server (group {DB_GROUP})")
-            else:
-                cluster[position].append(item)
+        if host in (None, ""):
+            continue
+        if not isinstance(host, str):
+            problems.append(f"cluster '{name}': position '{position}' must name a host, "
+                            f"got {host!r}")
+        elif db_hosts and host not in db_hosts:
+            problems.append(f"cluster '{name}': host '{host}' ({position} in the live "
+                            f"positions) is not a database server (group {DB_GROUP})")
+        else:
+            cluster[position].append(host)
     return cluster
 
 
-def _check_cluster(name: str, product: Mapping[str, Any], cluster: Mapping[str, list[str]],
-                   problems: list[str]) -> None:
-    hosts = [h for p in POSITIONS for h in cluster[p]]
+def _check(name: str, cluster: Mapping[str, list[str]], products: list[Mapping[str, Any]],
+           problems: list[str]) -> None:
     seen: dict[str, str] = {}
     for position in POSITIONS:
         if len(cluster[position]) > 1:
             label = "two masters" if position == "master" and len(cluster[position]) == 2 \
                 else f"more than one {position}"
-            problems.append(f"product '{name}': {label}: {_quote(cluster[position])}")
+            problems.append(f"cluster '{name}': {label}: {_quote(cluster[position])}")
         for host in cluster[position]:
             if host in seen:
-                problems.append(f"product '{name}': host '{host}' holds two positions "
+                problems.append(f"cluster '{name}': host '{host}' holds two positions "
                                 f"({seen[host]} and {position})")
             seen.setdefault(host, position)
     for position, source in SOURCE_OF.items():
         if cluster[position] and not cluster[source]:
             for host in cluster[position]:
-                problems.append(f"product '{name}': host '{host}' is the {position} but the "
-                                f"product has no {source} for it to replicate from")
-    database = product.get("database")
-    db_name = database.get("name") if isinstance(database, Mapping) else None
-    if hosts and not (isinstance(db_name, str) and db_name.strip()):
-        problems.append(f"product '{name}': has database servers ({_quote(hosts)}) but no "
-                        "database name (field 'database.name')")
+                problems.append(f"cluster '{name}': host '{host}' is the {position} but the "
+                                f"cluster has no {source} for it to replicate from")
+    hosts = [h for p in POSITIONS for h in cluster[p]]
+    for product in products:
+        database = product.get("database")
+        db_name = database.get("name") if isinstance(database, Mapping) else None
+        if hosts and not (isinstance(db_name, str) and db_name.strip()):
+            problems.append(f"product '{product['name']}': has database servers "
+                            f"({_quote(hosts)}) but no database name (field 'database.name')")
 
 
-def _check_hosts_across_products(topology: Mapping[str, Mapping[str, Any]],
-                                 problems: list[str]) -> None:
-    """A server has one position and one source, whichever products it serves."""
-    roles: dict[str, dict[tuple[str, str | None], list[str]]] = {}
-    for product, cluster in sorted(topology.items()):
-        for position in POSITIONS:
-            host = cluster.get(position)
-            if host:
-                source = cluster.get(SOURCE_OF[position]) if position in SOURCE_OF else None
-                roles.setdefault(host, {}).setdefault((position, source), []).append(product)
-    for host, variants in sorted(roles.items()):
-        if len(variants) > 1:
-            described = "; ".join(
-                f"{pos}{' of ' + src if src else ''} for {', '.join(prods)}"
-                for (pos, src), prods in variants.items())
-            problems.append(f"host '{host}': different positions or sources for different "
-                            f"products ({described}); one server has one position")
-
-
-def _analyse(groups: Any, products: Any, overrides: Any) -> tuple[Topology, list[str]]:
+def _analyse(groups: Any, products: Any, live: Any) -> tuple[Topology, list[str]]:
     problems: list[str] = []
     if not isinstance(groups, Mapping):
         return {}, ["the inventory groups must be a mapping of group name to hosts"]
-    overrides = overrides or {}
-    if not isinstance(overrides, Mapping):
-        return {}, ["the topology override must map product names to positions"]
-    catalog = _products_by_name(products)
+    if live is not None and not isinstance(live, Mapping):
+        return {}, ["the live positions must map cluster names to positions"]
+    live = live_positions(live or {})
+    catalog = [p for p in products or [] if isinstance(p, Mapping)
+               and isinstance(p.get("name"), str)]
+    clusters = cluster_products(catalog)
+    by_name = {str(p["name"]): p for p in catalog}
     host_positions = _inventory_positions(groups, problems)
-    _check_hosts(groups, catalog, host_positions, problems)
     db_hosts = set(_members(groups, DB_GROUP))
-    for name in sorted(set(overrides) - set(catalog)):
-        problems.append(f"product '{name}': in the topology override but not in "
-                        "platform_products")
+    for host, positions in sorted(host_positions.items()):
+        if host not in db_hosts:
+            problems.append(f"host '{host}': has database position '{positions[0]}' but is "
+                            f"not a database server (group {DB_GROUP})")
+    host_cluster = _host_clusters(groups, catalog, problems)
+    for name in sorted(set(live) - set(clusters)):
+        positions = live[name]
+        if not isinstance(positions, Mapping) or any(positions.values()):
+            problems.append(f"cluster '{name}': in the live positions but no product of "
+                            "platform_products names it (field 'database.cluster')")
     topology: Topology = {}
-    for name, product in catalog.items():
-        if name in overrides:
-            cluster = _cluster_from_override(name, overrides[name], db_hosts, problems)
+    for name, names in clusters.items():
+        known = live.get(name)
+        if name in live and (not isinstance(known, Mapping) or any(known.values())):
+            cluster = _live(name, known, db_hosts, problems)
         else:
-            members = [h for h in _members(groups, group_name(PRODUCT_GROUP_PREFIX, name))
-                       if h in db_hosts]
-            cluster = _cluster_from_inventory(name, members, host_positions, problems)
+            members = sorted(h for h, c in host_cluster.items() if c == name)
+            cluster = _seed(name, members, host_positions, problems)
         if not any(cluster.values()):
             continue
-        _check_cluster(name, product, cluster, problems)
+        _check(name, cluster, [by_name[n] for n in names], problems)
         topology[name] = {p: (cluster[p][0] if cluster[p] else None) for p in POSITIONS}
-    _check_hosts_across_products(topology, problems)
     return topology, list(dict.fromkeys(problems))
 
 
-def topology_problems(groups: Any, products: Any, overrides: Any = None) -> list[str]:
-    """Every problem of the topology (empty when it is fine), each naming product and host."""
-    return _analyse(groups, products, overrides)[1]
+def topology_problems(groups: Any, products: Any, live: Any = None) -> list[str]:
+    """Every problem of the topology (empty when it is fine), each naming cluster or product
+    and host."""
+    return _analyse(groups, products, live)[1]
 
 
-def build_topology(groups: Any, products: Any, overrides: Any = None) -> Topology:
-    """{product: {master, candidate, slave_candidate, backup}} (host names, None where a
-    position is empty) for every product with database servers. Raises TopologyError listing
-    every problem."""
-    topology, problems = _analyse(groups, products, overrides)
+def build_topology(groups: Any, products: Any, live: Any = None) -> Topology:
+    """{cluster: {master, candidate, slave_candidate, backup}} (host names, None where a
+    position is empty) for every cluster with database servers: the live positions of a
+    cluster the global config knows (`live`: its `clusters`, name -> {'db': positions} or
+    name -> positions), the inventory's for the others. Raises TopologyError listing every
+    problem."""
+    topology, problems = _analyse(groups, products, live)
     if problems:
         raise TopologyError("database topology: " + "; ".join(problems))
     return topology
 
 
-def replication_plan(topology: Mapping[str, Mapping[str, Any]], host: str) -> dict[str, Any]:
-    """What `host` is: position (None when it is in no product's cluster), source (the host it
-    replicates from, None for the master), products (whose clusters it is in) and peers (every
-    host of those clusters, itself included)."""
-    position: str | None = None
-    source: str | None = None
-    products: list[str] = []
-    peers: list[str] = []
-    for product, cluster in sorted(topology.items()):
+def live_positions(clusters: Any) -> dict[str, Any]:
+    """name -> positions, from the global config's `clusters` (entries {'db': positions})
+    or from a mapping that already gives positions."""
+    if not isinstance(clusters, Mapping):
+        return {}
+    return {str(name): (entry.get("db") if isinstance(entry, Mapping) and "db" in entry
+                        else entry) for name, entry in clusters.items()}
+
+
+def replication_plan(topology: Mapping[str, Mapping[str, Any]], host: str,
+                     products: Any = None) -> dict[str, Any]:
+    """What `host` is: cluster and position (None when it holds no position), source (the
+    host it replicates from, None for the master), peers (every host of its cluster, itself
+    included) and, with the catalog `products`, the products of its cluster."""
+    for name, cluster in sorted(topology.items()):
         for pos in POSITIONS:
             if cluster.get(pos) == host:
-                position = pos
                 source = cluster.get(SOURCE_OF[pos]) if pos in SOURCE_OF else None
-                products.append(product)
-                peers += [h for h in (cluster.get(p) for p in POSITIONS) if h]
-    return {"position": position, "source": source, "products": products,
-            "peers": list(dict.fromkeys(peers))}
+                return {"cluster": name, "position": pos, "source": source,
+                        "products": cluster_products(products).get(name, []),
+                        "peers": [h for h in (cluster.get(p) for p in POSITIONS) if h]}
+    return {"cluster": None, "position": None, "source": None, "products": [], "peers": []}
 
 
 def _downstream(cluster: Mapping[str, Any], position: str) -> list[str]:
@@ -260,7 +289,7 @@ def seed_donors(topology: Mapping[str, Mapping[str, Any]], host: str) -> list[st
     plan = replication_plan(topology, host)
     if plan["position"] is None or plan["source"] is None:
         return []
-    cluster = topology[plan["products"][0]]
+    cluster = topology[plan["cluster"]]
     source_position = SOURCE_OF[plan["position"]]
     excluded = {plan["position"], *_downstream(cluster, plan["position"])}
     allowed = set(_downstream(cluster, source_position)) | {source_position}

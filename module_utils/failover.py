@@ -152,6 +152,23 @@ def missing_from(part: str | None, whole: str | None, flavor: Flavor) -> str:
                     if have.get((d, s), -1) < n and reach.get(d, -1) < n)
 
 
+def not_applied_by(part: str | None, whole: str | None, flavor: Flavor) -> str:
+    """The transactions of GTID state `part` (a server's own history) that a server with state
+    `whole` never applied: the check before a server's data is thrown away (rejoin). MariaDB:
+    (d, s, n) is missing when `whole` knows origin s in domain d only up to a lower number (its
+    later transactions came from another origin: the two diverged), or, not knowing origin s
+    at all, has not reached n in domain d. MySQL: set difference."""
+    if not flavor.is_mariadb:
+        return errant_gtids(part, whole, flavor)
+    have, reach = parse_mariadb_gtids(whole), domain_positions(whole)
+    out = []
+    for (d, s), n in parse_mariadb_gtids(part).items():
+        known = have.get((d, s))
+        if (known is not None and known < n) or (known is None and reach.get(d, -1) < n):
+            out.append(f"{d}-{s}-{n}")
+    return ",".join(out)
+
+
 def without_origin(gtids: str | None, origin: str | None, flavor: Flavor) -> str:
     """The part of a GTID state written by servers other than `origin` (MariaDB: a
     server_id; MySQL: a server_uuid)."""

@@ -149,28 +149,222 @@ def traffic_records(sites: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 DB_POSITIONS = ("master", "candidate", "slave_candidate", "backup")
 
 
-def initial_db_positions(groups: Mapping[str, Iterable[str]],
-                         products: Iterable[Mapping[str, Any]],
-                         doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """For each product with a database and no master in the document yet: its positions
-    from the inventory groups dbrole_<position> x product_<name> (one host each)."""
-    out = []
-    known = doc.get("products") or {}
-    for product in products:
-        name = product["name"]
-        if not product.get("database") or ((known.get(name) or {}).get("db") or {}).get("master"):
+def _product_cluster(product: Mapping[str, Any]) -> str | None:
+    database = product.get("database")
+    if not isinstance(database, Mapping):
+        return None
+    return str(database.get("cluster") or product.get("name"))
+
+
+def _seed_positions(groups: Mapping[str, Iterable[str]], cluster: str,
+                    names: Sequence[str]) -> dict[str, str | None]:
+    """A new cluster's positions from the labels (groups dbrole_<position>) of the hosts of
+    its products (groups product_<name>); one host per position."""
+    members = {h for n in names for h in groups.get(f"product_{n}") or []}
+    db: dict[str, str | None] = {}
+    for position in DB_POSITIONS:
+        holders = sorted(members & set(groups.get(f"dbrole_{position}") or []))
+        if len(holders) > 1:
+            raise ValueError(f"cluster '{cluster}': db position {position} is held by "
+                             f"{len(holders)} hosts ({', '.join(holders)})")
+        db[position] = holders[0] if holders else None
+    return db
+
+
+def cluster_plan(groups: Mapping[str, Iterable[str]], products: Iterable[Mapping[str, Any]],
+                 doc: Mapping[str, Any]) -> dict[str, Any]:
+    """What site.yml writes about the database clusters so that the global config follows
+    products.yml (each product's `database.cluster`, default its own name), never against the
+    live positions:
+
+    - renames: [old, new] for a live cluster whose products all want another name that no
+      cluster has yet (a document upgraded from version 1 named each cluster after a product);
+    - products: [{name, cluster}] for a product on no cluster, or on one without servers;
+    - clusters: [{name, db}] initial positions, from the labels, of every cluster that has
+      no master yet (once a cluster has positions only failovers, switchovers and rejoins
+      change them).
+
+    A product whose live cluster has servers and is not the one products.yml names would have
+    to move its data: ValueError naming it (nothing is written)."""
+    desired = {str(p["name"]): c for p in products if (c := _product_cluster(p)) is not None}
+    live_clusters = {name: dict(entry.get("db") or {})
+                     for name, entry in (doc.get("clusters") or {}).items()}
+    live_product = {name: (entry or {}).get("cluster")
+                    for name, entry in (doc.get("products") or {}).items()}
+    problems: list[str] = []
+    renames: list[list[str]] = []
+    for old in sorted(live_clusters):
+        users = sorted(p for p, c in live_product.items() if c == old and p in desired)
+        wanted = sorted({desired[p] for p in users})
+        if len(wanted) == 1 and wanted[0] != old:
+            if wanted[0] in live_clusters:
+                if any(live_clusters[old].values()) and any(live_clusters[wanted[0]].values()):
+                    continue  # both hold servers: reported below, product by product
+            else:
+                renames.append([old, wanted[0]])
+                live_clusters[wanted[0]] = live_clusters.pop(old)
+                live_product.update({p: wanted[0] for p in users})
+    assign: list[dict[str, str]] = []
+    for name, cluster in desired.items():
+        current = live_product.get(name)
+        if current == cluster:
             continue
-        members = set(groups.get(f"product_{name}") or [])
-        db: dict[str, str | None] = {}
-        for position in DB_POSITIONS:
-            holders = sorted(members & set(groups.get(f"dbrole_{position}") or []))
-            if len(holders) > 1:
-                raise ValueError(f"product '{name}': db position {position} is held by "
-                                 f"{len(holders)} hosts ({', '.join(holders)})")
-            db[position] = holders[0] if holders else None
+        if current is not None and any(live_clusters.get(current, {}).values()):
+            problems.append(f"product '{name}': its database is on cluster '{current}' (global "
+                            f"config), products.yml names cluster '{cluster}': moving a "
+                            "database between clusters is not automated (copy the data, then "
+                            "change products.yml or the global config)")
+            continue
+        assign.append({"name": name, "cluster": cluster})
+    if problems:
+        raise ValueError("; ".join(problems))
+    initial = []
+    by_cluster: dict[str, list[str]] = {}
+    for name, cluster in desired.items():
+        by_cluster.setdefault(cluster, []).append(name)
+    for cluster, names in sorted(by_cluster.items()):
+        if (live_clusters.get(cluster) or {}).get("master"):
+            continue
+        db = _seed_positions(groups, cluster, names)
         if db["master"]:
-            out.append({"name": name, "db": db})
-    return out
+            initial.append({"name": cluster, "db": db})
+    return {"renames": renames, "products": assign, "clusters": initial}
+
+
+# Free positions are filled in this order (the master never: only a failover or a
+# switchover names one).
+FILL_ORDER = ("candidate", "slave_candidate", "backup")
+SOURCE_OF = {"candidate": "master", "backup": "master", "slave_candidate": "candidate"}
+
+
+def db_place_plan(doc: Mapping[str, Any], host: str, position: str | None = None,
+                  cluster: str | None = None) -> dict[str, Any]:
+    """Where a database server goes in its cluster (rejoin.yml, launch.yml -e role=db):
+
+    - a server the global config knows (a fenced old master, or one that diverged): its
+      cluster (cluster_of_server), and its own position when it still holds one;
+    - a new server: `cluster` must be given.
+    The position is `position` when given (it must be free, or the server's own), else the
+    server's own, else the first free one of candidate, slave_candidate, backup. Its source
+    must hold its position already. Returns {host, cluster, products, position, source,
+    fenced, known, positions (the cluster's, with the server placed)}; ValueError naming
+    the reason otherwise (nothing is changed)."""
+    from module_utils.global_config import cluster_of_server, cluster_products
+
+    servers = doc.get("servers") or {}
+    clusters = doc.get("clusters") or {}
+    entry = servers.get(host)
+    if entry is not None and entry.get("role") != "db":
+        raise ValueError(f"{host} is a {entry.get('role')} server, not a database server")
+    known = cluster_of_server(doc, host) if entry is not None else None
+    if cluster and known and cluster != known:
+        raise ValueError(f"{host} belongs to cluster '{known}', not '{cluster}'")
+    name = cluster or known
+    if not name:
+        raise ValueError(f"{host} is in no database cluster of the global config: say which "
+                         "with -e cluster=NAME")
+    if name not in clusters:
+        raise ValueError(f"cluster '{name}' is not in the global config (known: "
+                         f"{', '.join(sorted(clusters)) or 'none'})")
+    positions = dict(clusters[name].get("db") or {})
+    own = next((p for p, h in positions.items() if h == host), None)
+    if position is not None:
+        if position not in SOURCE_OF:
+            raise ValueError(f"position must be one of {', '.join(FILL_ORDER)} (a master is "
+                             f"named only by a failover or a switchover), got '{position}'")
+        if positions.get(position) not in (None, host):
+            raise ValueError(f"position {position} of cluster '{name}' is held by "
+                             f"{positions[position]}")
+        chosen = position
+    elif own is not None:
+        chosen = own
+    else:
+        free = [p for p in FILL_ORDER if not positions.get(p)]
+        if not free:
+            raise ValueError(f"cluster '{name}' has no free position (positions: "
+                             + ", ".join(f"{p} {h}" for p, h in positions.items()) + ")")
+        chosen = free[0]
+    if chosen == "master":
+        raise ValueError(f"{host} is the master of cluster '{name}': nothing to rejoin")
+    source = positions.get(SOURCE_OF[chosen])
+    if not source:
+        raise ValueError(f"cluster '{name}' has no {SOURCE_OF[chosen]} for a "
+                         f"{chosen} to replicate from")
+    if own is not None and own != chosen:
+        positions[own] = None
+    positions[chosen] = host
+    return {"host": host, "cluster": name, "products": cluster_products(doc).get(name, []),
+            "position": chosen, "source": source,
+            "fenced": (entry or {}).get("state") == "fenced", "known": entry is not None,
+            "positions": positions}
+
+
+ROLE_PREFIXES = {"db": "hostkit-db", "memcached": "hostkit-mc", "monitor": "hostkit-monitor"}
+
+
+def plan_role_launch(doc: Mapping[str, Any], role: str, zones: Iterable[str],
+                     taken: Iterable[str] = (), az: str | None = None,
+                     products: Iterable[str] | None = None, cluster: str | None = None,
+                     position: str | None = None,
+                     catalog: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """One new server of `role` (db, memcached, monitor; web servers: plan_web_launch):
+    {name, role, az, products, and for a database server cluster, position, source}.
+
+    The zone is `az`, else the one with the fewest servers of the role; the name the lowest
+    free hostkit-<db|mc|monitor>-N. A database server goes into a free position of `cluster`
+    (db_place_plan) and serves the cluster's products; a memcached server joins the pool of
+    `products` (default: the products of the memcached servers in service, else every
+    product of `catalog` that uses memcached); a monitor serves no product."""
+    if role not in ROLE_PREFIXES:
+        raise LaunchPlanError(f"role must be one of {', '.join(ROLE_PREFIXES)} (web servers: "
+                              f"launch_web.yml), got '{role}'")
+    zones = [str(z) for z in zones or []]
+    if not zones:
+        raise LaunchPlanError("no availability zones to launch into (hostkit_availability_zones)")
+    if az and az not in zones:
+        raise LaunchPlanError(f"az '{az}' is not one of the platform's zones ({', '.join(zones)})")
+    servers = doc.get("servers") or {}
+    name = next(_names(ROLE_PREFIXES[role], set(servers) | {str(x) for x in taken}))
+    plan: dict[str, Any] = {"name": name, "role": role,
+                            "az": az or least_loaded_az(servers, role, zones), "products": []}
+    known = set(doc.get("products") or {})
+    if role == "db":
+        if not cluster:
+            raise LaunchPlanError("a database server needs its cluster: -e cluster=NAME")
+        try:
+            place = db_place_plan(doc, name, position, cluster)
+        except ValueError as exc:
+            raise LaunchPlanError(str(exc)) from None
+        plan.update(products=place["products"], cluster=place["cluster"],
+                    position=place["position"], source=place["source"])
+    elif role == "memcached":
+        if products:
+            wanted = [str(p) for p in products]
+        else:
+            pool = sorted({p for s in servers.values() if s.get("role") == "memcached"
+                           and s.get("state") == "in_service" for p in s.get("products") or []})
+            wanted = pool or [str(p["name"]) for p in catalog if p.get("memcached")]
+        unknown = sorted(set(wanted) - known)
+        if unknown:
+            raise LaunchPlanError(f"unknown product(s) {', '.join(unknown)} (global config "
+                                  f"has: {', '.join(sorted(known)) or 'none'})")
+        if not wanted:
+            raise LaunchPlanError("no product uses memcached: say which with -e products=A,B")
+        plan["products"] = wanted
+    return plan
+
+
+def errant_transactions(mine: Mapping[str, Any], master: Mapping[str, Any],
+                        flavor: str = "mariadb") -> str:
+    """The transactions a server has (`mine`: mysql_replication_facts' gtid) that the master
+    (`master`: the same for the master) lacks: writes that reached only this server (an old
+    master's last acknowledged writes after the failover, or a replica written to directly).
+    '' when there are none."""
+    from module_utils.failover import gtid_state, not_applied_by
+    from module_utils.mysql_flavor import Flavor
+
+    kind = Flavor(flavor, (10, 11, 0) if flavor == "mariadb" else (8, 0, 36))
+    return not_applied_by(gtid_state(dict(mine), kind), gtid_state(dict(master), kind), kind)
 
 
 def fleet_table(doc: Mapping[str, Any], url: str = "",

@@ -1,8 +1,9 @@
 """Backups and point-in-time restore for real, on the sandbox (hostkit/db containers, the moto
 endpoint `aws` on network hostkit, a bucket of this run's own):
 
- 1. playbooks/db.yml makes a master and its backup replica of product `hello`; the
-    mysql_backup role on the backup replica converges, and a second run changes nothing;
+ 1. playbooks/db.yml makes a master and its backup replica of database cluster `hello`
+    (product `hello`'s own); the mysql_backup role on the backup replica converges, and a
+    second run changes nothing;
  2. rows are written on the master without pause (one every ~50 ms, each acknowledged row
     recorded with its commit time) while playbooks/backup.yml takes a snapshot on the backup
     replica and the master's binary logs stream to S3;
@@ -50,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 IMAGE = "hostkit/db:latest"
 PRODUCT = "hello"
+CLUSTER = "hello"  # the product's own cluster (no database.cluster): the S3 prefix of its backups
 UTC = timezone.utc  # noqa: UP017 (one spelling with the module under test)
 
 # Runs in the master: one row at a time, printing "<id> <created_at>" once it is committed
@@ -143,8 +145,11 @@ class Sandbox:
         env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                    ANSIBLE_FORCE_COLOR="0", PATH=f"{BIN}:{os.environ.get('PATH', '')}")
         start = time.monotonic()
+        # A global config key of this run's own: the sandbox's document describes the
+        # sandbox's cluster, whose live positions would name servers outside this inventory.
         proc = sh(str(BIN / "ansible-playbook"), "-i", str(self.work / "hkbak.docker.yml"),
-                  playbook, "-e", f"mysql_backup_bucket={self.bucket}", *extra,
+                  playbook, "-e", f"mysql_backup_bucket={self.bucket}",
+                  "-e", f"hostkit_global_config_key={self.run}.json", *extra,
                   check=False, cwd=ROOT, env=env)
         self.timings[step] = round(time.monotonic() - start, 1)
         (self.work / f"{step}.log").write_text(proc.stdout + proc.stderr)
@@ -277,11 +282,11 @@ def writes(sandbox: Sandbox) -> Iterator[Writer]:
 
 
 def test_backup_now_on_the_backup_replica(sandbox: Sandbox, writes: Writer) -> None:
-    proc = sandbox.playbook("playbooks/backup.yml", "-e", f"product={PRODUCT}",
+    proc = sandbox.playbook("playbooks/backup.yml", "-e", f"cluster={CLUSTER}",
                             step="backup_now")
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     success = sandbox.status()["backup"]["backup"]["last_success"]
-    latest = sandbox.s3_json(f"{PRODUCT}/latest.json")
+    latest = sandbox.s3_json(f"{CLUSTER}/latest.json")
     assert latest["data_key"] == success["data_key"]
     assert latest["server"] == sandbox.backup
     manifest = sandbox.s3_json(latest["manifest_key"])
@@ -310,8 +315,8 @@ def test_failed_backup_changes_nothing_and_says_so(sandbox: Sandbox, writes: Wri
     assert "snapshot" in sandbox.state, "needs the first snapshot"
     original = json.loads(sh("docker", "exec", sandbox.backup, "cat",
                              "/etc/hostkit/mysql-backup.json").stdout)
-    latest_before = sandbox.s3_json(f"{PRODUCT}/latest.json")
-    snapshots_before = sandbox.s3_keys(f"{PRODUCT}/snapshots/")
+    latest_before = sandbox.s3_json(f"{CLUSTER}/latest.json")
+    snapshots_before = sandbox.s3_keys(f"{CLUSTER}/snapshots/")
     set_config(sandbox, **change)
     try:
         run = sh("docker", "exec", sandbox.backup, "systemctl", "start",
@@ -330,8 +335,8 @@ def test_failed_backup_changes_nothing_and_says_so(sandbox: Sandbox, writes: Wri
         assert message in " ".join(playbook.stdout.split()), playbook.stdout[-3000:]
     finally:
         set_config(sandbox, **{k: original[k] for k in change})
-    assert sandbox.s3_json(f"{PRODUCT}/latest.json") == latest_before
-    assert sandbox.s3_keys(f"{PRODUCT}/snapshots/") == snapshots_before
+    assert sandbox.s3_json(f"{CLUSTER}/latest.json") == latest_before
+    assert sandbox.s3_keys(f"{CLUSTER}/snapshots/") == snapshots_before
     uploads = s3_client().list_multipart_uploads(Bucket=sandbox.bucket).get("Uploads", [])
     assert uploads == []
 
@@ -374,7 +379,7 @@ def restored_rows(sandbox: Sandbox, name: str) -> list[tuple[int, str]]:
 def restore(sandbox: Sandbox, target: str, *extra: str, step: str
             ) -> subprocess.CompletedProcess[str]:
     return sandbox.playbook("playbooks/restore.yml", "-e", f"target={target}",
-                            "-e", f"product={PRODUCT}", *extra, step=step)
+                            "-e", f"cluster={CLUSTER}", *extra, step=step)
 
 
 def test_restore_to_a_point_in_time_has_every_row_before_it(

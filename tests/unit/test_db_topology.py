@@ -1,5 +1,5 @@
-"""module_utils/db_topology.py and its filters: positions from the inventory, checks that name
-product and host, replication plans, seed donors and server ids."""
+"""module_utils/db_topology.py and its filters: positions of each cluster (live, else from the
+inventory), checks that name cluster and host, replication plans, seed donors and server ids."""
 
 from __future__ import annotations
 
@@ -53,13 +53,13 @@ def test_single_master_and_partial_clusters() -> None:
         "master": "db-1", "candidate": None, "slave_candidate": None, "backup": "db-4"}}
 
 
-def test_two_masters_name_product_and_hosts() -> None:
+def test_two_masters_name_cluster_and_hosts() -> None:
     g = groups(role_db=["db-1", "db-2", "db-3", "db-4", "db-5"],
                product_hello=["db-1", "db-2", "db-3", "db-4", "db-5"],
                dbrole_master=["db-1", "db-5"])
     problems = topo.topology_problems(g, PRODUCTS)
-    assert problems == ["product 'hello': two masters: 'db-1', 'db-5'"]
-    with pytest.raises(topo.TopologyError, match="product 'hello': two masters: 'db-1', 'db-5'"):
+    assert problems == ["cluster 'hello': two masters: 'db-1', 'db-5'"]
+    with pytest.raises(topo.TopologyError, match="cluster 'hello': two masters: 'db-1', 'db-5'"):
         topo.build_topology(g, PRODUCTS)
 
 
@@ -67,24 +67,26 @@ def test_replica_whose_source_is_missing() -> None:
     g = groups(role_db=["db-1", "db-3", "db-4"], product_hello=["db-1", "db-3", "db-4"],
                dbrole_candidate=[])
     assert topo.topology_problems(g, PRODUCTS) == [
-        "product 'hello': host 'db-3' is the slave_candidate but the product has no candidate "
+        "cluster 'hello': host 'db-3' is the slave_candidate but the cluster has no candidate "
         "for it to replicate from"]
     g = groups(dbrole_master=[], role_db=["db-2", "db-3", "db-4"],
                product_hello=["db-2", "db-3", "db-4"])
     problems = topo.topology_problems(g, PRODUCTS)
-    assert "product 'hello': host 'db-2' is the candidate but the product has no master for it " \
+    assert "cluster 'hello': host 'db-2' is the candidate but the cluster has no master for it " \
            "to replicate from" in problems
-    assert "product 'hello': host 'db-4' is the backup but the product has no master for it " \
+    assert "cluster 'hello': host 'db-4' is the backup but the cluster has no master for it " \
            "to replicate from" in problems
 
 
 def test_product_without_database_name() -> None:
-    products = [{"name": "hello"}]
+    products = [{"name": "hello", "database": {}}]
     assert topo.topology_problems(groups(), products) == [
         "product 'hello': has database servers ('db-1', 'db-2', 'db-3', 'db-4') but no database "
         "name (field 'database.name')"]
     products = [{"name": "hello", "database": {"name": " ", "user": "hello"}}]
     assert len(topo.topology_problems(groups(), products)) == 1
+    assert "product 'hello', which has no database" in topo.topology_problems(
+        groups(), [{"name": "hello"}])[0]
 
 
 def test_hosts_without_unknown_or_several_positions() -> None:
@@ -93,18 +95,18 @@ def test_hosts_without_unknown_or_several_positions() -> None:
     problems = topo.topology_problems(g, PRODUCTS)
     assert "host 'db-4': unknown database position 'slave' (label io.hostkit.db_role / tag " \
            "DbRole: one of master, candidate, slave_candidate, backup)" in problems
-    assert "product 'hello': host 'db-3' holds two positions (candidate and slave_candidate)" \
+    assert "cluster 'hello': host 'db-3' holds two positions (candidate and slave_candidate)" \
         in problems
-    assert any(p.startswith("product 'hello': database server 'db-4' has no database position")
+    assert any(p.startswith("cluster 'hello': database server 'db-4' has no database position")
                for p in problems)
-    assert "product 'hello': more than one candidate: 'db-2', 'db-3'" in problems
+    assert "cluster 'hello': more than one candidate: 'db-2', 'db-3'" in problems
 
 
 def test_a_host_labelled_master_twice_over_is_a_second_master() -> None:
     g = groups(dbrole_master=["db-1", "db-4"])
     problems = topo.topology_problems(g, PRODUCTS)
-    assert "product 'hello': two masters: 'db-1', 'db-4'" in problems
-    assert "product 'hello': host 'db-4' holds two positions (master and backup)" in problems
+    assert "cluster 'hello': two masters: 'db-1', 'db-4'" in problems
+    assert "cluster 'hello': host 'db-4' holds two positions (master and backup)" in problems
 
 
 def test_position_without_role_db_and_db_server_of_no_product() -> None:
@@ -119,38 +121,59 @@ def test_position_without_role_db_and_db_server_of_no_product() -> None:
            "not describe" in topo.topology_problems(g, PRODUCTS)
 
 
-def test_override_replaces_the_inventory_positions() -> None:
-    override = {"hello": {"master": "db-2", "candidate": "db-1", "slave_candidate": "db-3",
-                          "backup": "db-4"}}
-    assert topo.build_topology(groups(), PRODUCTS, override)["hello"]["master"] == "db-2"
+def test_live_positions_replace_the_labels() -> None:
+    live = {"hello": {"db": {"master": "db-2", "candidate": "db-3", "slave_candidate": None,
+                             "backup": "db-4"}}}
+    # after a failover: db-1 still carries the master label, the live document wins
+    assert topo.build_topology(groups(), PRODUCTS, live)["hello"] == {
+        "master": "db-2", "candidate": "db-3", "slave_candidate": None, "backup": "db-4"}
+    # a cluster the document does not know yet is seeded from the labels
+    assert topo.build_topology(groups(), PRODUCTS, {"hello": {"db": dict.fromkeys(FULL)}}) == {
+        "hello": FULL}
     bad = {"hello": {"master": "db-7", "primary": "db-1"}, "blog": {"master": "db-1"}}
     problems = topo.topology_problems(groups(), PRODUCTS, bad)
-    assert "product 'blog': in the topology override but not in platform_products" in problems
-    assert "product 'hello': host 'db-7' (master in the topology override) is not a database " \
+    assert "cluster 'blog': in the live positions but no product of platform_products names " \
+           "it (field 'database.cluster')" in problems
+    assert "cluster 'hello': host 'db-7' (master in the live positions) is not a database " \
            "server (group role_db)" in problems
     assert any("unknown database position 'primary'" in p for p in problems)
     twice = {"hello": {"master": "db-1", "candidate": "db-1"}}
-    assert "product 'hello': host 'db-1' holds two positions (master and candidate)" in \
+    assert "cluster 'hello': host 'db-1' holds two positions (master and candidate)" in \
         topo.topology_problems(groups(), PRODUCTS, twice)
 
 
-def test_a_server_has_one_position_across_products() -> None:
+def test_products_on_one_cluster_share_its_servers() -> None:
+    products = [{"name": "hello", "database": {"name": "hello", "cluster": "main"}},
+                {"name": "notes", "database": {"name": "notes", "cluster": "main"}}]
+    g = groups(product_notes=["db-1", "db-2", "db-3", "db-4"])
+    assert topo.build_topology(g, products) == {"main": FULL}
+    assert topo.cluster_products(products + PRODUCTS) == {
+        "main": ["hello", "notes"], "hello": ["hello"], "shop": ["shop"]}
+    plan = topo.replication_plan({"main": FULL}, "db-3", products)
+    assert plan == {"cluster": "main", "position": "slave_candidate", "source": "db-2",
+                    "products": ["hello", "notes"], "peers": ["db-1", "db-2", "db-3", "db-4"]}
+
+
+def test_a_server_belongs_to_one_cluster() -> None:
     g = groups(role_db=["db-1", "db-2", "db-3", "db-4", "db-5"], product_shop=["db-2", "db-5"])
-    override = {"shop": {"master": "db-5", "candidate": "db-2"}}
-    # db-2 is the candidate of both, but of different masters: one server, one source
-    problems = topo.topology_problems(g, PRODUCTS, override)
-    assert any(p.startswith("host 'db-2': different positions or sources for different "
-                            "products") for p in problems)
-    override = {"shop": {"master": "db-1", "candidate": "db-2"}}
-    assert topo.topology_problems(g, PRODUCTS, override) == []
+    problems = topo.topology_problems(g, PRODUCTS)
+    assert "host 'db-2': serves products of several database clusters (hello, shop); a " \
+           "server belongs to one cluster" in problems
+    # two clusters side by side are fine
+    g = groups(role_db=["db-1", "db-2", "db-3", "db-4", "db-5", "db-6"],
+               product_shop=["db-5", "db-6"], dbrole_master=["db-1", "db-5"],
+               dbrole_candidate=["db-2", "db-6"])
+    assert topo.build_topology(g, PRODUCTS) == {
+        "hello": FULL, "shop": {"master": "db-5", "candidate": "db-6", "slave_candidate": None,
+                                "backup": None}}
 
 
 def test_non_mapping_inputs() -> None:
     assert topo.topology_problems([], PRODUCTS) == [
         "the inventory groups must be a mapping of group name to hosts"]
     assert topo.topology_problems(groups(), PRODUCTS, ["x"]) == [
-        "the topology override must map product names to positions"]
-    assert "product 'hello': the topology override must map positions" in \
+        "the live positions must map cluster names to positions"]
+    assert "cluster 'hello': the live positions must map positions" in \
         topo.topology_problems(groups(), PRODUCTS, {"hello": "db-1"})[0]
 
 
@@ -160,13 +183,13 @@ def test_group_names_follow_ansible() -> None:
 
 def test_replication_plan() -> None:
     topology = {"hello": dict(FULL)}
-    assert topo.replication_plan(topology, "db-1") == {
-        "position": "master", "source": None, "products": ["hello"],
+    assert topo.replication_plan(topology, "db-1", PRODUCTS) == {
+        "cluster": "hello", "position": "master", "source": None, "products": ["hello"],
         "peers": ["db-1", "db-2", "db-3", "db-4"]}
     assert topo.replication_plan(topology, "db-3")["source"] == "db-2"
     assert topo.replication_plan(topology, "db-4")["source"] == "db-1"
     assert topo.replication_plan(topology, "web-1") == {
-        "position": None, "source": None, "products": [], "peers": []}
+        "cluster": None, "position": None, "source": None, "products": [], "peers": []}
 
 
 def test_seed_donors() -> None:

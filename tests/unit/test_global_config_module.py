@@ -297,3 +297,12 @@ def test_a_bad_cluster_position_is_named(s3) -> None:
                                                  "leader"):
         mod.run(params(state="present", cluster={"name": "hello", "db": {"leader": "x"}}),
                 store(s3))
+
+
+def test_a_cluster_is_renamed_once(s3) -> None:
+    task = params(state="present", cluster={"name": "main", "renamed_from": "hello"})
+    result = mod.run(task, store(s3))
+    assert result["changed"] and "hello" not in result["document"]["clusters"]
+    assert result["document"]["products"]["hello"]["cluster"] == "main"
+    again = mod.run(task, store(s3))
+    assert not again["changed"] and again["epoch"] == result["epoch"]

@@ -34,9 +34,11 @@ PLAYBOOKS = sorted((ROOT / "playbooks").glob("*.yml"))
 # Host groups and the image their servers start from. dbrole_* are positions of db servers.
 GROUP_IMAGE = {"role_web": "web", "role_db": "db", "role_memcached": "memcached",
                "role_monitor": "monitor", "role_edge": "edge"}
-# Host patterns that are not inventory groups, and the image of their servers:
-# launch_web.yml's in-memory group of new web servers, restore.yml's target db server.
-SPECIAL_HOSTS = {"launch_new": ["web"], "target": ["db"]}
+# Host patterns that are not inventory groups, and the image of their servers: the in-memory
+# groups of new servers (launch_web.yml, launch.yml), of the database server being placed
+# (db_place.yml), and restore.yml's target db server.
+SPECIAL_HOSTS = {"launch_new": ["web"], "launch_new_memcached": ["memcached"],
+                 "launch_new_monitor": ["monitor"], "db_place": ["db"], "target": ["db"]}
 
 # keyword arguments of the lookup: family=ansible_facts['os_family'], kind='services'
 KEYWORD = re.compile(r"\w+\s*=\s*(?:[\w.]+(?:\[[^\]]*\])*|'[^']*')")
@@ -86,8 +88,9 @@ def play_images(hosts: str) -> list[str]:
     """Images of the servers a play's host pattern can name (intersections `:&` and
     exclusions `:!` only narrow it)."""
     images = set()
-    for token in re.findall(r"(?<![&!\w])((?:db)?role_[a-z]+|launch_new|target)\b", hosts):
-        if token.startswith("dbrole_"):
+    for token in re.findall(r"(?<![&!\w])((?:db)?role_[a-z]+|launch_new(?:_[a-z]+)?|db_place"
+                            r"|target|hostkit_live_[a-z_]+)\b", hosts):
+        if token.startswith(("dbrole_", "hostkit_live_")):
             images.add("db")
         elif token in SPECIAL_HOSTS:
             images.update(SPECIAL_HOSTS[token])
