@@ -1,4 +1,4 @@
-"""Backups of a product's MariaDB cluster to S3: the pure parts.
+"""Backups of a MariaDB database cluster (and so of every product on it) to S3: the pure parts.
 
 Everything here is plain Python (no Ansible, no boto3, no subprocess), so the backup
 program on the database servers (module_utils/mysql_backup_run.py), the restore playbook and
@@ -12,13 +12,13 @@ the unit tests share one definition of:
 - which binary logs to ship, where a restarted stream resumes, and the restore plan
   (which snapshot, which binary log files from which GTID, up to which time).
 
-Layout under the bucket, for product P (see roles/mysql_backup/README.md):
+Layout under the bucket, for database cluster C (see roles/mysql_backup/README.md):
 
-    P/latest.json                                   pointer to the newest verified snapshot
-    P/snapshots/<stamp>-<server>.xbstream.zst       mariabackup stream, zstd-compressed
-    P/snapshots/<stamp>-<server>.json               its manifest (GTID, sha256, size, ...)
-    P/binlogs/<series>/<file>                       a closed binary log file
-    P/binlogs/<series>/<file>.seg-<offset>          the growing file, shipped in segments
+    C/latest.json                                   pointer to the newest verified snapshot
+    C/snapshots/<stamp>-<server>.xbstream.zst       mariabackup stream, zstd-compressed
+    C/snapshots/<stamp>-<server>.json               its manifest (GTID, sha256, size, ...)
+    C/binlogs/<series>/<file>                       a closed binary log file
+    C/binlogs/<series>/<file>.seg-<offset>          the growing file, shipped in segments
 
 The code runs on EL 9 (Python 3.9) as well as Debian 12 (3.11): no 3.10+ syntax at run time.
 """
@@ -42,15 +42,15 @@ MANIFEST_SUFFIX = ".json"
 SEGMENT_MARK = ".seg-"
 SEGMENT_DIGITS = 12
 
-_PRODUCT_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_CLUSTER_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _SERVER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _BINLOG_RE = re.compile(r"^(?P<base>[A-Za-z0-9_.-]+)\.(?P<num>[0-9]{6,})$")
 _STAMP_RE = r"[0-9]{8}T[0-9]{6}Z"
 _SNAPSHOT_KEY_RE = re.compile(
-    r"^(?P<product>[^/]+)/snapshots/(?P<stamp>" + _STAMP_RE + r")-(?P<server>[^/]+?)"
+    r"^(?P<cluster>[^/]+)/snapshots/(?P<stamp>" + _STAMP_RE + r")-(?P<server>[^/]+?)"
     r"(?P<suffix>" + re.escape(SNAPSHOT_SUFFIX) + "|" + re.escape(MANIFEST_SUFFIX) + r")$")
 _BINLOG_KEY_RE = re.compile(
-    r"^(?P<product>[^/]+)/binlogs/(?P<series>[^/]+)/(?P<name>[A-Za-z0-9_.-]+?\.[0-9]{6,})"
+    r"^(?P<cluster>[^/]+)/binlogs/(?P<series>[^/]+)/(?P<name>[A-Za-z0-9_.-]+?\.[0-9]{6,})"
     r"(?:" + re.escape(SEGMENT_MARK) + r"(?P<offset>[0-9]{" + str(SEGMENT_DIGITS) + r"}))?$")
 
 
@@ -60,11 +60,11 @@ class BackupError(RuntimeError):
 
 # --------------------------------------------------------------------------- names and keys
 
-def check_product(product: str) -> str:
-    if not isinstance(product, str) or not _PRODUCT_RE.match(product):
-        raise BackupError(f"product name {product!r} is not a lower-case id "
+def check_cluster(cluster: str) -> str:
+    if not isinstance(cluster, str) or not _CLUSTER_RE.match(cluster):
+        raise BackupError(f"cluster name {cluster!r} is not a lower-case id "
                           "(letters, digits, '_' or '-', starting with a letter)")
-    return product
+    return cluster
 
 
 def check_server(server: str, what: str = "server") -> str:
@@ -104,20 +104,20 @@ def parse_time(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def product_prefix(product: str) -> str:
-    return f"{check_product(product)}/"
+def cluster_prefix(cluster: str) -> str:
+    return f"{check_cluster(cluster)}/"
 
 
-def latest_key(product: str) -> str:
-    return f"{check_product(product)}/latest.json"
+def latest_key(cluster: str) -> str:
+    return f"{check_cluster(cluster)}/latest.json"
 
 
-def snapshots_prefix(product: str) -> str:
-    return f"{check_product(product)}/snapshots/"
+def snapshots_prefix(cluster: str) -> str:
+    return f"{check_cluster(cluster)}/snapshots/"
 
 
-def binlogs_prefix(product: str, series: str | None = None) -> str:
-    base = f"{check_product(product)}/binlogs/"
+def binlogs_prefix(cluster: str, series: str | None = None) -> str:
+    base = f"{check_cluster(cluster)}/binlogs/"
     return base if series is None else f"{base}{check_server(series, 'binlog series')}/"
 
 
@@ -128,16 +128,16 @@ class SnapshotKeys:
     manifest: str
 
 
-def snapshot_keys(product: str, server: str, moment: datetime) -> SnapshotKeys:
+def snapshot_keys(cluster: str, server: str, moment: datetime) -> SnapshotKeys:
     """Unique, time-ordered keys of one snapshot and its manifest."""
     label = stamp(moment)
-    base = f"{snapshots_prefix(product)}{label}-{check_server(server)}"
+    base = f"{snapshots_prefix(cluster)}{label}-{check_server(server)}"
     return SnapshotKeys(label, base + SNAPSHOT_SUFFIX, base + MANIFEST_SUFFIX)
 
 
 @dataclass(frozen=True)
 class SnapshotKeyInfo:
-    product: str
+    cluster: str
     stamp: str
     server: str
     kind: str  # "data" or "manifest"
@@ -148,7 +148,7 @@ class SnapshotKeyInfo:
 
     @property
     def base(self) -> str:
-        return f"{self.product}/snapshots/{self.stamp}-{self.server}"
+        return f"{self.cluster}/snapshots/{self.stamp}-{self.server}"
 
 
 def parse_snapshot_key(key: str) -> SnapshotKeyInfo | None:
@@ -157,7 +157,7 @@ def parse_snapshot_key(key: str) -> SnapshotKeyInfo | None:
     if not match:
         return None
     kind = "data" if match["suffix"] == SNAPSHOT_SUFFIX else "manifest"
-    return SnapshotKeyInfo(match["product"], match["stamp"], match["server"], kind)
+    return SnapshotKeyInfo(match["cluster"], match["stamp"], match["server"], kind)
 
 
 def binlog_series(master_host: str, server_id: int) -> str:
@@ -198,18 +198,18 @@ def stream_series(base: str, current: str | None, known: Iterable[str],
     return series, f"new series {series} (the master is followed again: {base} has files)"
 
 
-def binlog_key(product: str, series: str, name: str) -> str:
+def binlog_key(cluster: str, series: str, name: str) -> str:
     check_binlog_name(name)
-    return f"{binlogs_prefix(product, series)}{name}"
+    return f"{binlogs_prefix(cluster, series)}{name}"
 
 
-def segment_key(product: str, series: str, name: str, offset: int) -> str:
-    return f"{binlog_key(product, series, name)}{SEGMENT_MARK}{offset:0{SEGMENT_DIGITS}d}"
+def segment_key(cluster: str, series: str, name: str, offset: int) -> str:
+    return f"{binlog_key(cluster, series, name)}{SEGMENT_MARK}{offset:0{SEGMENT_DIGITS}d}"
 
 
 @dataclass(frozen=True)
 class BinlogKeyInfo:
-    product: str
+    cluster: str
     series: str
     name: str
     offset: int | None  # None: the closed file; an int: a segment starting there
@@ -220,7 +220,7 @@ def parse_binlog_key(key: str) -> BinlogKeyInfo | None:
     if not match:
         return None
     offset = match["offset"]
-    return BinlogKeyInfo(match["product"], match["series"], match["name"],
+    return BinlogKeyInfo(match["cluster"], match["series"], match["name"],
                          None if offset is None else int(offset))
 
 
@@ -317,7 +317,7 @@ def parse_backup_binlog_info(text: str) -> BinlogPosition:
 
 # --------------------------------------------------------------------------- manifests, latest
 
-MANIFEST_FIELDS = ("format", "product", "server", "data_key", "manifest_key", "size", "sha256",
+MANIFEST_FIELDS = ("format", "cluster", "server", "data_key", "manifest_key", "size", "sha256",
                    "started_at", "finished_at", "gtid", "binlog_file", "binlog_position")
 
 
@@ -325,12 +325,12 @@ def iso(moment: datetime) -> str:
     return to_utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def make_manifest(*, product: str, server: str, keys: SnapshotKeys, size: int, sha256: str,
+def make_manifest(*, cluster: str, server: str, keys: SnapshotKeys, size: int, sha256: str,
                   started_at: datetime, finished_at: datetime, position: BinlogPosition,
                   extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "format": FORMAT_VERSION,
-        "product": check_product(product),
+        "cluster": check_cluster(cluster),
         "server": check_server(server),
         "data_key": keys.data,
         "manifest_key": keys.manifest,
@@ -348,10 +348,22 @@ def make_manifest(*, product: str, server: str, keys: SnapshotKeys, size: int, s
     return validate_manifest(doc)
 
 
+def with_legacy_cluster(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """`doc` (a manifest, a "latest" pointer) with `cluster`: one written by the previous
+    version of the program has `product` instead, which named the same S3 prefix."""
+    out = dict(doc)
+    if "cluster" not in out and "product" in out:
+        out["cluster"] = out.pop("product")
+    return out
+
+
 def validate_manifest(doc: Any, where: str = "manifest") -> dict[str, Any]:
-    """The manifest, checked: every field there with the right type, or BackupError."""
+    """The manifest, checked: every field there with the right type, or BackupError. A
+    manifest written before backups were per cluster names its `product` instead: the
+    cluster of that name (the same prefix in S3)."""
     if not isinstance(doc, Mapping):
         raise BackupError(f"{where} is not a JSON object")
+    doc = with_legacy_cluster(doc)
     missing = [f for f in MANIFEST_FIELDS if f not in doc]
     if missing:
         raise BackupError(f"{where} lacks {', '.join(missing)}")
@@ -363,9 +375,9 @@ def validate_manifest(doc: Any, where: str = "manifest") -> dict[str, Any]:
     if not re.fullmatch(r"[0-9a-f]{64}", str(doc["sha256"])):
         raise BackupError(f"{where}: sha256 {doc['sha256']!r} is not a SHA-256 hex digest")
     info = parse_snapshot_key(str(doc["data_key"]))
-    if info is None or info.kind != "data" or info.product != doc["product"]:
+    if info is None or info.kind != "data" or info.cluster != doc["cluster"]:
         raise BackupError(f"{where}: data_key {doc['data_key']!r} is not a snapshot key of "
-                          f"product {doc['product']!r}")
+                          f"cluster {doc['cluster']!r}")
     parse_gtid_list(doc["gtid"])
     for name in ("started_at", "finished_at"):
         parse_time(str(doc[name]))
@@ -378,7 +390,7 @@ def manifest_finished(doc: Mapping[str, Any]) -> datetime:
 
 def latest_document(manifest: Mapping[str, Any]) -> dict[str, Any]:
     """The small "latest" pointer: enough to restore without listing the bucket."""
-    keep = ("format", "product", "server", "data_key", "manifest_key", "size", "sha256",
+    keep = ("format", "cluster", "server", "data_key", "manifest_key", "size", "sha256",
             "finished_at", "gtid", "binlog_file", "binlog_position")
     return {k: manifest[k] for k in keep}
 

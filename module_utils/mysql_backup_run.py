@@ -8,7 +8,7 @@ configuration in /etc/hostkit/mysql-backup.json):
   stream-binlogs  follow the master named in the binlog source file with
                   `mariadb-binlog --read-from-remote-server --raw --stop-never` (service);
                   with a global config configured, keep that file in line with the
-                  product's master in the global config document (a failover moves it)
+                  cluster's master in the global config document (a failover moves it)
   ship-binlogs    upload closed binary logs whole and the growing one in segments, every
                   few seconds (service); --once for a single pass
   list            the snapshots in S3 (JSON)
@@ -59,8 +59,9 @@ from module_utils.mysql_backup import (
     binlogs_prefix,
     binlogs_to_delete,
     check_binlog_name,
-    check_product,
+    check_cluster,
     check_server,
+    cluster_prefix,
     format_gtid_list,
     gtid_merge,
     is_binlog_name,
@@ -78,7 +79,6 @@ from module_utils.mysql_backup import (
     parse_time,
     plan_restore,
     plan_shipping,
-    product_prefix,
     scan_binlog,
     segment_key,
     select_retained,
@@ -102,7 +102,7 @@ STALE_UPLOAD = timedelta(days=1)
 
 @dataclass
 class Config:
-    product: str
+    cluster: str
     bucket: str
     server: str = field(default_factory=socket.gethostname)
     endpoint_url: str = ""
@@ -124,7 +124,7 @@ class Config:
     stream_server_id: int = 1999999999
     env_file: str = "/etc/hostkit/mysql-backup.env"
     commands: dict[str, str] = field(default_factory=dict)
-    # The global config document the binlog source follows (products.<product>.db.master);
+    # The global config document the binlog source follows (clusters.<cluster>.db.master);
     # an empty bucket: the source file is left to whoever writes it (inventory, failover).
     global_config_bucket: str = ""
     global_config_key: str = "global-config.json"
@@ -144,6 +144,21 @@ class Config:
         return int(self.part_size_mb) * 1024 * 1024
 
 
+def legacy_config(raw: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """The settings with `cluster`: a file written by the previous version of the role
+    names a `product` instead, read as the cluster of that name (its backups are under the
+    same prefix in S3). Both, naming different clusters, is refused."""
+    out = dict(raw)
+    if "product" in out:
+        legacy = out.pop("product")
+        if out.get("cluster") and legacy and out["cluster"] != legacy:
+            raise BackupError(f"configuration {path}: cluster {out['cluster']!r} and the older "
+                              f"field product {legacy!r} differ (remove product)")
+        if not out.get("cluster"):
+            out["cluster"] = legacy
+    return out
+
+
 def load_config(path: str) -> Config:
     try:
         raw = json.loads(Path(path).read_text())
@@ -152,15 +167,18 @@ def load_config(path: str) -> Config:
                           ) from None
     except ValueError as exc:
         raise BackupError(f"configuration {path} is not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise BackupError(f"configuration {path} is not a JSON object")
+    raw = legacy_config(raw, path)
     known = set(Config.__dataclass_fields__)
     unknown = sorted(set(raw) - known)
     if unknown:
         raise BackupError(f"configuration {path}: unknown field(s) {', '.join(unknown)}")
-    for required in ("product", "bucket"):
+    for required in ("cluster", "bucket"):
         if not raw.get(required):
             raise BackupError(f"configuration {path}: {required} is missing")
     config = Config(**raw)
-    check_product(config.product)
+    check_cluster(config.cluster)
     check_server(config.server)
     if config.keep_recent < 1 or config.keep_daily < 0:
         raise BackupError(f"configuration {path}: keep_recent must be >= 1 and keep_daily "
@@ -289,7 +307,7 @@ def run_backup(config: Config, store: S3Store, clock: Callable[[], datetime] = n
     latest pointer -> retention. Any failure before the pointer leaves it untouched."""
     started = clock()
     began = time.monotonic()
-    keys = snapshot_keys(config.product, config.server, started)
+    keys = snapshot_keys(config.cluster, config.server, started)
     store.check_bucket()
     Path(config.work_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="backup-", dir=config.work_dir) as work:
@@ -301,7 +319,7 @@ def run_backup(config: Config, store: S3Store, clock: Callable[[], datetime] = n
             position = parse_backup_binlog_info(_backup_info_text(lsn_dir))
             finished = clock()
             manifest = make_manifest(
-                product=config.product, server=config.server, keys=keys, size=upload.size,
+                cluster=config.cluster, server=config.server, keys=keys, size=upload.size,
                 sha256=upload.sha256, started_at=started, finished_at=finished,
                 position=position,
                 extra={"etag": upload.etag, "parts": upload.parts,
@@ -309,7 +327,7 @@ def run_backup(config: Config, store: S3Store, clock: Callable[[], datetime] = n
                        "seconds": round(time.monotonic() - began, 1)})
             # What the manifest says, on the object itself too (a GTID list's commas are
             # not allowed in tag values: spaces instead).
-            store.tag(keys.data, {"product": config.product, "server": config.server,
+            store.tag(keys.data, {"cluster": config.cluster, "server": config.server,
                                   "sha256": upload.sha256, "size": str(upload.size),
                                   "gtid": position.gtid.replace(",", " ")})
             store.put_json(keys.manifest, manifest)
@@ -319,10 +337,10 @@ def run_backup(config: Config, store: S3Store, clock: Callable[[], datetime] = n
             with contextlib.suppress(Exception):
                 store.delete_all_versions([keys.data])
             raise
-    current = store.get_json(latest_key(config.product))
+    current = store.get_json(latest_key(config.cluster))
     updated = should_replace_latest(current, manifest)
     if updated:
-        store.put_json(latest_key(config.product), latest_document(manifest))
+        store.put_json(latest_key(config.cluster), latest_document(manifest))
     try:
         retention = apply_retention(config, store, clock())
     except Exception as exc:  # the snapshot is good and latest; say retention did not run
@@ -358,7 +376,7 @@ def _stream_snapshot(config: Config, store: S3Store, key: str, lsn_dir: Path, lo
             if zstd_rc != 0:
                 raise BackupError(f"zstd exited with status {zstd_rc}: {zstd_err.strip()[-300:]}")
 
-        metadata = {"product": config.product, "server": config.server,
+        metadata = {"cluster": config.cluster, "server": config.server,
                     "started-at": iso(started), "format": "xbstream+zstd"}
         try:
             return store.upload_stream(key, compressor.stdout, config.part_size, metadata,
@@ -401,11 +419,11 @@ def _tool_version(lsn_dir: Path) -> str:
 
 # --------------------------------------------------------------------------- retention
 
-def list_manifests(store: S3Store, product: str) -> tuple[list[dict[str, Any]],
+def list_manifests(store: S3Store, cluster: str) -> tuple[list[dict[str, Any]],
                                                           dict[str, tuple[int, datetime]]]:
     """(valid manifests, the whole snapshots/ listing). An unreadable manifest is skipped
     with a log line: it never counts as a snapshot."""
-    listing = store.list(snapshots_prefix(product))
+    listing = store.list(snapshots_prefix(cluster))
     manifests = []
     for key in sorted(listing):
         info = parse_snapshot_key(key)
@@ -424,8 +442,8 @@ def list_manifests(store: S3Store, product: str) -> tuple[list[dict[str, Any]],
 
 
 def apply_retention(config: Config, store: S3Store, now: datetime) -> dict[str, Any]:
-    manifests, listing = list_manifests(store, config.product)
-    latest = store.get_json(latest_key(config.product)) or {}
+    manifests, listing = list_manifests(store, config.cluster)
+    latest = store.get_json(latest_key(config.cluster)) or {}
     kept, expired = select_retained(manifests, config.keep_recent, config.keep_daily,
                                     protect=[latest["data_key"]] if latest.get("data_key") else [])
     doomed = []
@@ -437,8 +455,8 @@ def apply_retention(config: Config, store: S3Store, now: datetime) -> dict[str, 
     orphans = orphan_snapshot_data(data_keys, manifest_keys, now, ORPHAN_GRACE)
     if doomed or orphans:
         store.delete_all_versions(doomed + orphans)
-    aborted = store.abort_stale_uploads(product_prefix(config.product), now, STALE_UPLOAD)
-    binlogs = list_binlog_objects(store, config.product, cache_path=str(
+    aborted = store.abort_stale_uploads(cluster_prefix(config.cluster), now, STALE_UPLOAD)
+    binlogs = list_binlog_objects(store, config.cluster, cache_path=str(
         Path(config.state_dir, "binlog-metadata-cache.json")))
     old_binlogs = binlogs_to_delete(binlogs, kept)
     if old_binlogs:
@@ -448,10 +466,10 @@ def apply_retention(config: Config, store: S3Store, now: datetime) -> dict[str, 
             "binlogs_deleted": [f"{o.series}/{o.name}" for o in old_binlogs]}
 
 
-def list_binlog_objects(store: S3Store, product: str, cache_path: str | None = None) -> list:
+def list_binlog_objects(store: S3Store, cluster: str, cache_path: str | None = None) -> list:
     """Binary log objects with their metadata. Metadata of closed files never changes, so it
     is cached locally by key and size; segments are read each time."""
-    listing = {k: v[0] for k, v in store.list(binlogs_prefix(product)).items()}
+    listing = {k: v[0] for k, v in store.list(binlogs_prefix(cluster)).items()}
     cache = (read_json(cache_path, {}) or {}) if cache_path else {}
     metadata: dict[str, dict[str, str]] = {}
     for key, size in listing.items():
@@ -578,7 +596,7 @@ def shipped_binlogs(config: Config, store: S3Store | None) -> Shipped:
                          if d.is_dir() and any(is_binlog_name(p.name) for p in d.iterdir())}
     if store is not None:
         try:
-            for obj in list_binlog_objects(store, config.product, cache_path=str(
+            for obj in list_binlog_objects(store, config.cluster, cache_path=str(
                     Path(config.state_dir, "binlog-metadata-cache.json"))):
                 found.series.add(obj.series)
                 found.position = gtid_merge(found.position, obj.gtid_end)
@@ -607,7 +625,7 @@ def prepare_stream(config: Config, store: S3Store | None, host: str, port: int,
     local = [p.name for p in directory.iterdir() if is_binlog_name(p.name)]
     remote: list[str] = []
     if store is not None and not local:
-        remote = sorted({info.name for key in store.list(binlogs_prefix(config.product, series))
+        remote = sorted({info.name for key in store.list(binlogs_prefix(config.cluster, series))
                          if (info := parse_binlog_key(key))})
     if not local and not remote and shipped is None:
         shipped = shipped_binlogs(config, store)
@@ -629,20 +647,21 @@ def prepare_stream(config: Config, store: S3Store | None, host: str, port: int,
 
 # --------------------------------------------------------------------------- following the master
 
-def document_master(doc: Mapping[str, Any], product: str, server: str) -> tuple[str, str]:
-    """(name, address) of the product's master in a global config document that describes
-    this server's cluster; BackupError saying why not otherwise."""
+def document_master(doc: Mapping[str, Any], cluster: str, server: str) -> tuple[str, str]:
+    """(name, address) of the master of the database cluster `cluster` in a (version 2)
+    global config document whose `clusters.<cluster>.db` lists this server; BackupError
+    saying why not otherwise."""
     epoch = doc.get("epoch")
-    entry = (doc.get("products") or {}).get(product)
+    entry = (doc.get("clusters") or {}).get(cluster)
     if not isinstance(entry, Mapping):
-        raise BackupError(f"epoch {epoch} has no product '{product}'")
+        raise BackupError(f"epoch {epoch} has no cluster '{cluster}' (no clusters.{cluster}.db)")
     db = entry.get("db") or {}
     if server not in db.values():
-        raise BackupError(f"epoch {epoch}: products.{product}.db does not list this server "
+        raise BackupError(f"epoch {epoch}: clusters.{cluster}.db does not list this server "
                           f"'{server}' (the document describes another cluster)")
     master = db.get("master")
     if not master:
-        raise BackupError(f"epoch {epoch} names no master for products.{product}.db.master")
+        raise BackupError(f"epoch {epoch} names no master for clusters.{cluster}.db.master")
     address = ((doc.get("servers") or {}).get(master) or {}).get("address")
     if not isinstance(address, str) or not address:
         raise BackupError(f"epoch {epoch}: master '{master}' has no servers.{master}.address")
@@ -651,18 +670,19 @@ def document_master(doc: Mapping[str, Any], product: str, server: str) -> tuple[
 
 
 class SourceFollower:
-    """Keeps the binlog source file in line with the product's master in the global config
-    document (products.<product>.db.master -> servers.<master>.address), which a failover
-    rewrites (epoch + 1). A conditional GET (If-None-Match) every `global_config_interval`
-    seconds, through global_config.Reader: only valid documents whose epoch is not lower
-    than the last accepted one (kept across restarts in the state file) count. When the
-    master's name, address or port differ from the file's, the file is rewritten atomically;
-    run_stream sees the change and restarts the stream towards the new master.
+    """Keeps the binlog source file in line with the master of the configured cluster in the
+    global config document (clusters.<cluster>.db.master -> servers.<master>.address), which
+    a failover rewrites (epoch + 1) for every product of the cluster at once. A conditional
+    GET (If-None-Match) every `global_config_interval` seconds, through global_config.Reader:
+    only valid documents whose epoch is not lower than the last accepted one (kept across
+    restarts in the state file) count. When the master's name, address or port differ from
+    the file's, the file is rewritten atomically; run_stream sees the change and restarts
+    the stream towards the new master.
 
-    An invalid document, a lower epoch, a document that names no master or does not list
-    this server, S3 unreachable: the file stays as it is, one log line says why (once per
-    distinct problem), and the next check comes at the usual interval. Nothing here ever
-    stops the stream."""
+    An invalid document, a lower epoch, a document without the cluster, or that names no
+    master for it or does not list this server, S3 unreachable: the file stays as it is, one
+    log line says why (once per distinct problem), and the next check comes at the usual
+    interval. Nothing here ever stops the stream."""
 
     def __init__(self, config: Config, reader: Reader,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -691,7 +711,7 @@ class SourceFollower:
             doc = self.reader.doc
             if doc is None:  # cannot happen: poll raised or returned a document
                 raise BackupError("no document read yet")
-            name, address = document_master(doc, self.config.product, self.config.server)
+            name, address = document_master(doc, self.config.cluster, self.config.server)
             changed = self._align(doc, name, address)
         except (GlobalConfigError, BackupError, OSError) as exc:
             self._failed(" ".join(str(exc).split()))
@@ -898,7 +918,7 @@ class Shipper:
     def _ship_final(self, series: str, name: str, path: str) -> None:
         with open(path, "rb") as handle:
             scan = scan_binlog(handle)
-        key = binlog_key(self.config.product, series, name)
+        key = binlog_key(self.config.cluster, series, name)
         if scan.end > 0:
             self.store.upload_file_range(key, path, 0, scan.end,
                                          _metadata(scan, series, size=scan.end),
@@ -920,7 +940,7 @@ class Shipper:
         if scan.end <= start:
             return False
         meta = _metadata(scan, series, offset=start, end=scan.end)
-        self.store.upload_file_range(segment_key(self.config.product, series, name, start), path,
+        self.store.upload_file_range(segment_key(self.config.cluster, series, name, start), path,
                                      start, scan.end, meta, self.config.part_size)
         record.update(offset=scan.end, scan=scan_to_dict(scan),
                       segments=int(record.get("segments", 0)) + 1)
@@ -932,11 +952,11 @@ class Shipper:
     def _compact(self, series: str, name: str, path: str, scan: BinlogScan) -> None:
         """Many small segments -> one from the start of the file: the restore reads one
         object, and the chain rule (longest run from offset 0) prefers it at once."""
-        first = segment_key(self.config.product, series, name, 0)
+        first = segment_key(self.config.cluster, series, name, 0)
         self.store.upload_file_range(first, path, 0, scan.end,
                                      _metadata(scan, series, offset=0, end=scan.end),
                                      self.config.part_size)
-        stale = [k for k in self.store.list(binlog_key(self.config.product, series, name) + ".seg-")
+        stale = [k for k in self.store.list(binlog_key(self.config.cluster, series, name) + ".seg-")
                  if k != first]
         if stale:
             self.store.delete_all_versions(stale)
@@ -962,15 +982,15 @@ class Shipper:
 
 def build_plan(config: Config, store: S3Store, restore_time: datetime | None,
                snapshot_key: str | None = None) -> dict[str, Any]:
-    manifests, _ = list_manifests(store, config.product)
+    manifests, _ = list_manifests(store, config.cluster)
     if snapshot_key:
         manifests = [m for m in manifests if snapshot_key in (m["data_key"], m["manifest_key"])]
         if not manifests:
             raise BackupError(f"snapshot {snapshot_key} is not among the complete snapshots of "
-                              f"{config.product}")
-    binlogs = list_binlog_objects(store, config.product)
+                              f"cluster {config.cluster}")
+    binlogs = list_binlog_objects(store, config.cluster)
     plan = plan_restore(manifests, binlogs, restore_time).as_dict()
-    plan.update(product=config.product, bucket=config.bucket,
+    plan.update(cluster=config.cluster, bucket=config.bucket,
                 restore_time=None if restore_time is None else iso(restore_time),
                 planned_at=iso(now_utc()))
     return plan
@@ -1192,7 +1212,7 @@ def _dispatch(args: argparse.Namespace, config: Config, client: Any | None) -> i
         shipper.run_forever(config.ship_interval, lambda: stopping["stop"])
         return 0
     if args.command == "list":
-        manifests, _ = list_manifests(store_for(config, client), config.product)
+        manifests, _ = list_manifests(store_for(config, client), config.cluster)
         print(json.dumps(sorted(manifests, key=lambda m: m["finished_at"]), indent=2))
         return 0
     if args.command == "plan":

@@ -170,7 +170,7 @@ def bench(tables: int, table_size: int) -> dict[str, object]:
 
             start(target, run, {"io.hostkit.role": "restore"})
             seconds, out = playbook(work, "playbooks/restore.yml", "-e", f"target={target}",
-                                    "-e", "product=hello", "-e", f"mysql_backup_bucket={bucket}")
+                                    "-e", "cluster=hello", "-e", f"mysql_backup_bucket={bucket}")
             figures["restore_playbook_seconds"] = round(seconds, 1)
             for step in ("download", "prepare", "copy_back", "replay"):
                 match = re.search(rf"{step}: '?([0-9:.]+)'?", out)

@@ -62,7 +62,7 @@ def stream_journal(site: fs.Site, since: float) -> str:
 
 def series_keys(bucket: str, series: str) -> list[str]:
     client = fs.s3_client(fs.AWS_HOST_URL)
-    reply = client.list_objects_v2(Bucket=bucket, Prefix=f"{fs.PRODUCT}/binlogs/{series}/")
+    reply = client.list_objects_v2(Bucket=bucket, Prefix=f"{fs.CLUSTER}/binlogs/{series}/")
     return [o["Key"] for o in reply.get("Contents", [])]
 
 
@@ -125,7 +125,7 @@ def bucket(site: fs.Site) -> Iterator[str]:
     assert config["global_config_key"] == site.key
     first = wait_following(site, name, str(site.positions()["master"]))
     FIGURES["before"] = {"master": first["master"], "series": first["series"]}
-    snapshot = fs.playbook(site, "playbooks/backup.yml", "-e", f"product={fs.PRODUCT}", *extra)
+    snapshot = fs.playbook(site, "playbooks/backup.yml", "-e", f"cluster={fs.CLUSTER}", *extra)
     assert snapshot.returncode == 0, snapshot.stdout[-6000:] + snapshot.stderr[-2000:]
     yield name
     if own:

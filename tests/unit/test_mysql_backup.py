@@ -17,9 +17,9 @@ T0 = datetime(2026, 11, 28, 9, 0, 0, tzinfo=UTC)
 
 
 def manifest(finished: datetime, gtid: str = "0-11-5", server: str = "db-4",
-             product: str = "hello", seconds: int = 30) -> dict:
-    keys = mb.snapshot_keys(product, server, finished - timedelta(seconds=seconds))
-    return mb.make_manifest(product=product, server=server, keys=keys, size=1000,
+             cluster: str = "hello", seconds: int = 30) -> dict:
+    keys = mb.snapshot_keys(cluster, server, finished - timedelta(seconds=seconds))
+    return mb.make_manifest(cluster=cluster, server=server, keys=keys, size=1000,
                             sha256="a" * 64, started_at=finished - timedelta(seconds=seconds),
                             finished_at=finished,
                             position=mb.BinlogPosition("mariadb-bin.000001", 1251, gtid))
@@ -33,7 +33,7 @@ def test_snapshot_keys_are_time_ordered_and_parse_back() -> None:
     assert keys.data == "hello/snapshots/20261128T091852Z-hostkit-db-4.xbstream.zst"
     assert keys.manifest == "hello/snapshots/20261128T091852Z-hostkit-db-4.json"
     info = mb.parse_snapshot_key(keys.data)
-    assert (info.product, info.server, info.kind) == ("hello", "hostkit-db-4", "data")
+    assert (info.cluster, info.server, info.kind) == ("hello", "hostkit-db-4", "data")
     assert info.moment == datetime(2026, 11, 28, 9, 18, 52, tzinfo=UTC)
     assert mb.parse_snapshot_key(keys.manifest).kind == "manifest"
     assert mb.parse_snapshot_key("hello/snapshots/garbage.txt") is None
@@ -50,15 +50,15 @@ def test_keys_use_utc_whatever_the_zone_given() -> None:
         mb.snapshot_keys("hello", "db", datetime(2026, 11, 28, 10, 0, 0))
 
 
-@pytest.mark.parametrize(("product", "server", "message"), [
-    ("Hello", "db", "product name 'Hello'"),
-    ("hello/x", "db", "product name 'hello/x'"),
+@pytest.mark.parametrize(("cluster", "server", "message"), [
+    ("Hello", "db", "cluster name 'Hello'"),
+    ("hello/x", "db", "cluster name 'hello/x'"),
     ("hello", "db/4", "server name 'db/4'"),
     ("hello", "", "server name ''"),
 ])
-def test_bad_names_are_named(product: str, server: str, message: str) -> None:
+def test_bad_names_are_named(cluster: str, server: str, message: str) -> None:
     with pytest.raises(mb.BackupError, match=message):
-        mb.snapshot_keys(product, server, T0)
+        mb.snapshot_keys(cluster, server, T0)
 
 
 def test_binlog_keys_and_segments() -> None:
@@ -152,14 +152,28 @@ def test_manifest_and_latest_pointer() -> None:
     assert doc["finished_at"] == "2026-11-28T09:00:00Z"
     latest = mb.latest_document(doc)
     assert latest["data_key"] == doc["data_key"] and latest["sha256"] == doc["sha256"]
+    assert doc["cluster"] == latest["cluster"] == "hello" and "product" not in doc
     assert set(latest) < set(doc)
+
+
+def test_a_legacy_manifest_with_product_is_read_as_the_cluster() -> None:
+    """Written before backups were per cluster: `product` instead of `cluster`, the same
+    prefix in S3. It is read as the cluster of that name, and checked against its key."""
+    legacy = manifest(T0)
+    legacy["product"] = legacy.pop("cluster")
+    doc = mb.validate_manifest(legacy, where="m.json")
+    assert doc["cluster"] == "hello" and "product" not in doc
+    assert mb.latest_document(doc)["cluster"] == "hello"
+    with pytest.raises(mb.BackupError, match="not a snapshot key of cluster 'other'"):
+        mb.validate_manifest(dict(legacy, product="other"), where="m.json")
 
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"sha256": "xyz"}, "sha256 'xyz'"),
     ({"size": 0}, "size 0"),
     ({"format": 2}, "format 2"),
-    ({"data_key": "other/snapshots/20261128T090000Z-db.xbstream.zst"}, "data_key"),
+    ({"data_key": "other/snapshots/20261128T090000Z-db.xbstream.zst"},
+     "data_key .* is not a snapshot key of cluster 'hello'"),
     ({"gtid": "zero"}, "GTID position 'zero'"),
 ])
 def test_bad_manifests_are_named(change: dict, message: str) -> None:

@@ -1,15 +1,17 @@
-"""The binary log stream follows the master of the global config document
-(module_utils/mysql_backup_run.py: SourceFollower, follower_for, run_stream), against moto
-in-process: a changed master rewrites the binlog source file atomically and restarts the
-stream; an unchanged document (304) does nothing; an invalid document, a lower epoch, a
-document without a master or for another cluster, and S3 down keep the source; at start the
-file is put right before any connection. Also: where a new series starts on the new master,
-and SHOW BINLOG EVENTS' GTID list."""
+"""The binary log stream follows the master of its database cluster in the global config
+document (clusters.<cluster>.db.master; module_utils/mysql_backup_run.py: document_master,
+SourceFollower, follower_for, run_stream), against moto in-process: a changed master
+rewrites the binlog source file atomically and restarts the stream; an unchanged document
+(304) does nothing; an invalid document, a lower epoch, a document without the cluster,
+without a master or for another cluster, and S3 down keep the source; several products on
+one cluster have one master; at start the file is put right before any connection. Also:
+where a new series starts on the new master, and SHOW BINLOG EVENTS' GTID list."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import textwrap
 import threading
@@ -27,8 +29,9 @@ from module_utils import mysql_backup_run as run
 from module_utils.mysql_backup_s3 import S3Store
 from tests.unit.gc_helpers import BUCKET, KEY, Recorder, moto_s3, sample, store
 
-# The sample document: hello's master hostkit-db-1 (172.18.0.11), candidate hostkit-db-2
-# (172.18.0.12), slave candidate hostkit-db-3, backup hostkit-db-4 (this server).
+# The sample document: cluster hello (of product hello): master hostkit-db-1 (172.18.0.11),
+# candidate hostkit-db-2 (172.18.0.12), slave candidate hostkit-db-3, backup hostkit-db-4
+# (this server).
 OLD = {"host": "172.18.0.11", "port": 3306, "name": "hostkit-db-1"}
 NEW = {"host": "172.18.0.12", "port": 3306, "name": "hostkit-db-2"}
 
@@ -57,7 +60,7 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> run.Config:
     stream.write_text(f"#!{sys.executable}\n" + textwrap.dedent(FAKE_STREAM))
     stream.chmod(0o755)
     monkeypatch.setenv("FAKE_LOG", str(tmp_path / "calls.log"))
-    cfg = run.Config(product="hello", bucket="hostkit-test-backups", server="hostkit-db-4",
+    cfg = run.Config(cluster="hello", bucket="hostkit-test-backups", server="hostkit-db-4",
                      region="us-east-1", binlog_options_file="",
                      source_file=str(tmp_path / "etc" / "mysql-binlog-source.json"),
                      state_dir=str(tmp_path / "state"), binlog_dir=str(tmp_path / "binlogs"),
@@ -73,11 +76,12 @@ def source(cfg: run.Config) -> dict[str, Any]:
     return json.loads(Path(cfg.source_file).read_text())
 
 
-def publish_master(client: Any, master: str, candidate: str | None) -> int:
-    """What the failover watcher publishes: the new master, epoch + 1."""
+def publish_master(client: Any, master: str, candidate: str | None,
+                   cluster: str = "hello") -> int:
+    """What the failover watcher publishes: the cluster's new master, epoch + 1."""
     result = store(client).update(
-        lambda d: gc.set_product_db(d, "hello", master=master, candidate=candidate,
-                                    slave_candidate=None), "failover@test")
+        lambda d: gc.set_cluster(d, cluster, db={"master": master, "candidate": candidate,
+                                                 "slave_candidate": None}), "failover@test")
     return result.epoch
 
 
@@ -88,9 +92,19 @@ def put_raw(client: Any, doc: Any) -> None:
 
 
 def moved(doc: dict[str, Any]) -> dict[str, Any]:
-    """`doc` with hello's master moved to hostkit-db-2 (the old one its candidate)."""
-    doc, _ = gc.set_product_db(doc, "hello", master="hostkit-db-2", candidate="hostkit-db-1")
+    """`doc` with cluster hello's master moved to hostkit-db-2 (the old one its candidate)."""
+    doc, _ = gc.set_cluster(doc, "hello", db={"master": "hostkit-db-2",
+                                              "candidate": "hostkit-db-1"})
     return doc
+
+
+def shared(doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` with products hello and notes on one cluster, main (the sample's servers)."""
+    doc, _ = gc.rename_cluster(doc, "hello", "main")
+    doc, _ = gc.set_product(doc, "notes", cluster="main")
+    for server in ("hostkit-db-1", "hostkit-db-2", "hostkit-db-3", "hostkit-db-4"):
+        doc, _ = gc.set_server(doc, server, products=["hello", "notes"])
+    return gc.validate(doc)
 
 
 def follower(cfg: run.Config, client: Any) -> run.SourceFollower:
@@ -186,17 +200,73 @@ def test_a_lower_epoch_keeps_the_source_also_after_a_restart(
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"master": None}, "names no master for products.hello.db.master"),
+    ({"master": None}, "names no master for clusters.hello.db.master"),
     ({"backup": None}, "does not list this server 'hostkit-db-4'"),
 ])
 def test_a_document_without_our_master_keeps_the_source(
         s3: Any, config: run.Config, capsys: pytest.CaptureFixture[str], change: dict,
         message: str) -> None:
-    store(s3).update(lambda d: gc.set_product_db(d, "hello", **change), "test")
+    store(s3).update(lambda d: gc.set_cluster(d, "hello", db=change), "test")
     f = follower(config, s3)
     assert f.check() is False and f.check() is False
     assert source(config) == OLD
     assert len(lines(capsys.readouterr().err, message)) == 1
+
+
+def test_document_master_is_the_clusters_master() -> None:
+    doc = gc.validate(sample())
+    assert run.document_master(doc, "hello", "hostkit-db-4") == ("hostkit-db-1", "172.18.0.11")
+    # The cluster's positions count, whatever a product repeats of them.
+    doc["products"]["hello"]["db"] = dict(doc["products"]["hello"]["db"], master="hostkit-db-3")
+    assert run.document_master(doc, "hello", "hostkit-db-4")[0] == "hostkit-db-1"
+
+
+def test_document_master_of_two_products_on_one_cluster() -> None:
+    doc = shared(sample())
+    assert gc.cluster_products(doc) == {"main": ["hello", "notes"]}
+    assert run.document_master(doc, "main", "hostkit-db-4") == ("hostkit-db-1", "172.18.0.11")
+    # One failover moves both products: still one master for the stream to follow.
+    doc, _ = gc.set_cluster(doc, "main", db={"master": "hostkit-db-2",
+                                             "candidate": "hostkit-db-1"})
+    assert doc["products"]["notes"]["db"]["master"] == "hostkit-db-2"
+    assert run.document_master(doc, "main", "hostkit-db-4") == ("hostkit-db-2", "172.18.0.12")
+
+
+@pytest.mark.parametrize(("cluster", "server", "message"), [
+    ("hello", "hostkit-db-4", "epoch 12 has no cluster 'hello' (no clusters.hello.db)"),
+    ("other", "hostkit-db-4", "epoch 12 has no cluster 'other' (no clusters.other.db)"),
+    ("main", "hostkit-db-9", "epoch 12: clusters.main.db does not list this server "
+                             "'hostkit-db-9'"),
+])
+def test_document_master_names_what_is_missing(cluster: str, server: str, message: str) -> None:
+    with pytest.raises(mb.BackupError, match=re.escape(message)):
+        run.document_master(shared(sample()), cluster, server)
+
+
+def test_a_cluster_of_several_products_is_followed(
+        s3: Any, config: run.Config, capsys: pytest.CaptureFixture[str]) -> None:
+    put_raw(s3, shared(sample(epoch=13)))
+    config.cluster = "main"
+    f = follower(config, s3)
+    assert f.check() is False and source(config) == OLD
+    epoch = publish_master(s3, "hostkit-db-2", "hostkit-db-3", cluster="main")
+    assert f.check() is True and source(config) == {**NEW, "epoch": epoch,
+                                                    "from": f"s3://{BUCKET}/{KEY}"}
+    assert capsys.readouterr().err.count("rewrote") == 1
+
+
+def test_a_document_without_our_cluster_keeps_the_source(
+        s3: Any, config: run.Config, capsys: pytest.CaptureFixture[str]) -> None:
+    """The cluster was renamed (or this server is configured for a cluster the document
+    does not know): nothing is followed, one line names clusters.<cluster>.db."""
+    put_raw(s3, shared(sample(epoch=13)))
+    f = follower(config, s3)  # configured for cluster hello
+    assert f.check() is False and f.check() is False
+    assert source(config) == OLD
+    assert len(lines(capsys.readouterr().err,
+                     "epoch 13 has no cluster 'hello' (no clusters.hello.db)")) == 1
+    state = json.loads(run.source_state_path(config).read_text())
+    assert "has no cluster 'hello'" in state["last_error"]["message"]
 
 
 def test_s3_down_keeps_the_source_and_retries(

@@ -126,7 +126,7 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> run.Config:
         "mariadb": script(bin_dir, "mariadb", FAKE_MARIADB),
         "mariadb_binlog": script(bin_dir, "mariadb-binlog", FAKE_MARIADB_BINLOG),
     }
-    cfg = run.Config(product="hello", bucket=BUCKET, server="db-4", region="us-east-1",
+    cfg = run.Config(cluster="hello", bucket=BUCKET, server="db-4", region="us-east-1",
                      part_size_mb=5, keep_recent=3, keep_daily=2,
                      mariabackup_options_file="", binlog_options_file="",
                      source_file=str(tmp_path / "source.json"),
@@ -173,10 +173,10 @@ def test_backup_uploads_in_parts_then_manifest_then_latest(
     latest = json.loads(body(s3, "hello/latest.json"))
     assert latest["data_key"] == manifest["data_key"] and latest["sha256"] == manifest["sha256"]
     head = s3.head_object(Bucket=BUCKET, Key=manifest["data_key"])
-    assert head["Metadata"]["product"] == "hello" and head["Metadata"]["server"] == "db-4"
+    assert head["Metadata"]["cluster"] == "hello" and head["Metadata"]["server"] == "db-4"
     tags = {t["Key"]: t["Value"] for t in
             s3.get_object_tagging(Bucket=BUCKET, Key=manifest["data_key"])["TagSet"]}
-    assert tags == {"product": "hello", "server": "db-4", "sha256": manifest["sha256"],
+    assert tags == {"cluster": "hello", "server": "db-4", "sha256": manifest["sha256"],
                     "size": str(12 * MB), "gtid": "0-11-42"}
     saved = state(config)["backup"]
     assert saved["status"] == "ok" and saved["last_error"] is None
@@ -241,9 +241,39 @@ def test_bad_configuration_is_named(tmp_path: Path, capsys: pytest.CaptureFixtur
     path = tmp_path / "c.json"
     assert run.main(["--config", str(path), "backup"]) == 1
     assert f"configuration {path} is missing" in capsys.readouterr().err
-    path.write_text(json.dumps({"product": "hello", "bucket": "b", "colour": "red"}))
+    path.write_text(json.dumps({"cluster": "hello", "bucket": "b", "colour": "red"}))
     assert run.main(["--config", str(path), "status"]) == 1
     assert "unknown field(s) colour" in capsys.readouterr().err
+    path.write_text(json.dumps({"bucket": "b"}))
+    assert run.main(["--config", str(path), "status"]) == 1
+    assert f"configuration {path}: cluster is missing" in capsys.readouterr().err
+    path.write_text(json.dumps({"cluster": "Main", "bucket": "b"}))
+    assert run.main(["--config", str(path), "status"]) == 1
+    assert "cluster name 'Main' is not a lower-case id" in capsys.readouterr().err
+
+
+def test_a_legacy_configuration_with_product_is_read_as_the_cluster(
+        s3: Any, config: run.Config, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A file the previous version of the role wrote names `product`: it is the cluster of
+    that name (the same S3 prefix), without an error."""
+    raw = json.loads(Path(config_file(config)).read_text())
+    raw["product"] = raw.pop("cluster")
+    Path(config_file(config)).write_text(json.dumps(raw))
+    loaded = run.load_config(config_file(config))
+    assert loaded.cluster == "hello" and loaded == config
+    assert run.main(["--config", config_file(config), "backup"], client=s3) == 0
+    manifest = json.loads(capsys.readouterr().out)["manifest"]
+    assert manifest["cluster"] == "hello" and manifest["data_key"].startswith("hello/snapshots/")
+    # Both fields: the same name is fine, two names are refused, naming both.
+    raw["cluster"] = "hello"
+    Path(config_file(config)).write_text(json.dumps(raw))
+    assert run.load_config(config_file(config)).cluster == "hello"
+    raw["cluster"] = "main"
+    Path(config_file(config)).write_text(json.dumps(raw))
+    with pytest.raises(mb.BackupError, match="cluster 'main' and the older field product "
+                                             "'hello' differ"):
+        run.load_config(config_file(config))
 
 
 def test_latest_does_not_move_back(s3: Any, config: run.Config) -> None:
@@ -400,6 +430,20 @@ def test_shipper_failure_is_recorded_and_the_loop_goes_on(
 
 # ----------------------------------------------------------------------------- restore
 
+def test_snapshots_of_the_previous_version_are_still_restored(
+        s3: Any, config: run.Config) -> None:
+    """A manifest written before backups were per cluster says `product`: the snapshot
+    still counts (list, retention, the restore plan)."""
+    store = S3Store(BUCKET, client=s3)
+    snap = run.run_backup(config, store).manifest
+    legacy = {("product" if k == "cluster" else k): v for k, v in snap.items()}
+    store.put_json(snap["manifest_key"], legacy)
+    manifests, _ = run.list_manifests(store, "hello")
+    assert [m["data_key"] for m in manifests] == [snap["data_key"]]
+    assert manifests[0]["cluster"] == "hello"
+    assert run.build_plan(config, store, None)["snapshot"]["data_key"] == snap["data_key"]
+
+
 def test_plan_fetch_and_replay(s3: Any, config: run.Config, tmp_path: Path,
                                monkeypatch: pytest.MonkeyPatch) -> None:
     store = S3Store(BUCKET, client=s3)
@@ -411,6 +455,7 @@ def test_plan_fetch_and_replay(s3: Any, config: run.Config, tmp_path: Path,
     write_series(config, "m-sid11", {"b.000001": first, "b.000002": second})
     shipper.ship_once()
     plan = run.build_plan(config, store, None)
+    assert plan["cluster"] == "hello" and "product" not in plan
     assert plan["snapshot"]["data_key"] == snap["data_key"]
     assert [f["name"] for s in plan["steps"] for f in s["files"]] == ["b.000001", "b.000002"]
     assert plan["steps"][0]["start_gtid"] == "0-11-1" and plan["reaches_gtid"] == "0-11-4"

@@ -20,6 +20,7 @@ def test_timer_on_its_schedule(host) -> None:
     assert timer.is_enabled and timer.is_running
     unit = host.file("/etc/systemd/system/hostkit-mysql-backup.timer").content_string
     assert "OnCalendar=*:0/30" in unit and "Persistent=true" in unit
+    assert "snapshot of database cluster hello" in unit
 
 
 @pytest.mark.parametrize("unit", UNITS)
@@ -44,7 +45,8 @@ def test_secrets_are_root_only(host, path: str, user: str | None) -> None:
 def test_settings_reach_the_program(host) -> None:
     config = json.loads(host.file("/etc/hostkit/mysql-backup.json").content_string)
     assert config["bucket"] == "hostkit-molecule-backups" and config["keep_recent"] == 5
-    assert config["ship_interval"] == 5.0 and config["product"] == "hello"
+    assert config["ship_interval"] == 5.0 and config["cluster"] == "hello"
+    assert "product" not in config
     source = json.loads(host.file("/etc/hostkit/mysql-binlog-source.json").content_string)
     assert source["name"] == "mysql-backup" and source["port"] == 3306
 
