@@ -1,4 +1,6 @@
-"""Jinja filter that gives out addresses from a subnet (the sandbox provider's web ranges)."""
+"""Jinja filters of addresses: one given out from a subnet (the sandbox provider's ranges), and
+a list of addresses and networks with those inside another of the list left out (a firewall
+set must not hold overlapping entries)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,30 @@ def hostkit_free_address(cidr: str, used: Iterable[str] | None = None) -> str:
     raise AddressPoolExhausted(f"no free address left in {cidr} ({len(taken)} in use)")
 
 
+def hostkit_collapse_networks(items: Iterable[str] | None) -> list[str]:
+    """The addresses and networks of `items` without those that another one covers, in their
+    first order (IPv4 and IPv6 alike; an address is a network of one)."""
+    networks = []
+    for item in items or []:
+        text = str(item).strip()
+        if not text:
+            continue
+        try:
+            networks.append((text, ipaddress.ip_network(text, strict=False)))
+        except ValueError:
+            raise ValueError(f"hostkit_collapse_networks: '{text}' is not an address or a "
+                             "network") from None
+    out: list[str] = []
+    for index, (text, network) in enumerate(networks):
+        covered = any(other != network and other.version == network.version
+                      and network.subnet_of(other) for _, other in networks)
+        repeated = any(other == network for _, other in networks[:index])
+        if not covered and not repeated:
+            out.append(text)
+    return out
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"hostkit_free_address": hostkit_free_address}
+        return {"hostkit_free_address": hostkit_free_address,
+                "hostkit_collapse_networks": hostkit_collapse_networks}

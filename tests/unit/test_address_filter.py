@@ -1,4 +1,4 @@
-"""The filter that gives out web-tier addresses in the sandbox."""
+"""The address filters: addresses handed out in the sandbox, sources collapsed."""
 
 from __future__ import annotations
 
@@ -29,3 +29,15 @@ def test_a_full_subnet_says_so() -> None:
 def test_a_malformed_subnet_is_refused() -> None:
     with pytest.raises(ValueError):
         hostkit_free_address("172.30.16.1/24")
+
+
+def test_collapse_networks_drops_what_another_entry_covers() -> None:
+    from filter_plugins.addresses import hostkit_collapse_networks
+
+    assert hostkit_collapse_networks(
+        ["172.30.16.0/24", "172.30.20.0/24", "172.30.20.4", "172.30.0.3", "172.30.0.3",
+         "fd00::/64", "fd00::5", "10.0.0.0/8", "10.1.0.0/16"]) == [
+        "172.30.16.0/24", "172.30.20.0/24", "172.30.0.3", "fd00::/64", "10.0.0.0/8"]
+    assert hostkit_collapse_networks([]) == []
+    with pytest.raises(ValueError, match="'db-1' is not an address or a network"):
+        hostkit_collapse_networks(["db-1"])
