@@ -186,6 +186,52 @@ def test_two_products_on_one_cluster_fail_over_in_one_journal_and_one_write(
     assert world.fencer.calls == [("isolate", "db-1"), ("power_off", "db-1")]
 
 
+def second_cluster(world: World) -> None:
+    """Product solo on a cluster of its own: db-5 (master) and db-6 (candidate)."""
+    from module_utils import global_config as gc
+
+    world.cluster.add("db-5", 5, "10.0.0.5")
+    world.cluster.add("db-6", 6, "10.0.0.6")
+    world.cluster.dbs["db-5"].read_only = False
+    world.cluster.dbs["db-5"].semi_master = True
+    world.cluster.link("db-6", "db-5", semi=True)
+    world.cluster.write("db-5", 5)
+    world.cluster.replicate()
+
+    def change(doc: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        doc, _ = gc.set_product(doc, "solo")
+        for i in (5, 6):
+            doc, _ = gc.set_server(doc, f"db-{i}", role="db", products=["solo"],
+                                   az="us-east-1b", address=f"10.0.0.{i}", state="in_service")
+        doc, _ = gc.set_product(doc, "solo", cluster="solo",
+                                db={"master": "db-5", "candidate": "db-6"})
+        return doc, True
+    world.store.update(change, "test")
+
+
+def test_a_cluster_of_its_own_fails_over_independently(world: World) -> None:
+    second_cluster(world)
+    watcher = world.watcher()
+    world.rounds(watcher, 2)
+    assert sorted(world.state()["clusters"]) == ["hello", "solo"]
+    world.cluster.dbs["db-5"].down = True          # solo's master dies
+    world.rounds(watcher, 3)
+    doc = world.doc()
+    assert doc["clusters"]["solo"]["db"]["master"] == "db-6"
+    assert doc["products"]["solo"]["db"]["master"] == "db-6"
+    assert doc["clusters"]["hello"]["db"]["master"] == "db-1"   # untouched
+    assert world.fencer.calls == [("isolate", "db-5"), ("power_off", "db-5")]
+    # hello's master dies right after: its own anti-flap record, so it fails over too
+    world.cluster.dbs["db-1"].down = True
+    world.rounds(watcher, 3)
+    doc = world.doc()
+    assert doc["clusters"]["hello"]["db"]["master"] == "db-2"
+    assert doc["clusters"]["solo"]["db"]["master"] == "db-6"
+    journals = fw.StateDir(str(world.tmp_path / "state")).journals()
+    assert sorted((j.cluster, j.products) for j in journals) == [
+        ("hello", ["hello"]), ("solo", ["solo"])]
+
+
 def test_dead_master_failover_publishes_and_blocks_a_second_one(world: World) -> None:
     watcher = world.watcher()
     world.rounds(watcher, 2)

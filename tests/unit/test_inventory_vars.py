@@ -20,7 +20,8 @@ PRODUCTION = ROOT / "inventory" / "production" / "group_vars" / "all"
 
 # Variables that only make sense in the sandbox: its fleet and site, the emulator's
 # endpoint and static keys. Production leaves the roles' defaults for these.
-SANDBOX_ONLY_PREFIXES = ("sandbox_", "hostkit_aws_endpoint_url", "mysql_backup_aws_")
+SANDBOX_ONLY_PREFIXES = ("sandbox_", "hostkit_aws_endpoint_url", "mysql_backup_aws_",
+                         "provider_docker_")
 SANDBOX_ONLY = {"config_agent_endpoint_url", "config_agent_bucket", "config_agent_key"}
 
 
@@ -60,19 +61,18 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         "role_db": {"hosts": {"db1": {"ansible_connection": "local",
                                       "ansible_python_interpreter": sys.executable}}}}}}))
     (work / "group_vars").symlink_to(PRODUCTION.parent)
-    names = ["mysql_app_hosts", "mysql_allowed_sources", "memcached_allowed_sources"]
+    names = ["mysql_app_hosts", "mysql_allowed_sources", "memcached_allowed_sources",
+             "mysql_replication_hosts", "mysql_failover_hosts", "mysql_monitor_hosts",
+             "mysql_seed_sources"]
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"}
-    values: dict[str, object] = {}
-    for name in names:
-        reply = subprocess.run(
-            [str(Path(sys.executable).parent / "ansible"), "db1", "-i", str(work / "hosts.yml"),
-             "-m", "ansible.builtin.debug", "-a", f"var={name}"],
-            capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
-        assert reply.returncode == 0, reply.stdout[-3000:] + reply.stderr[-3000:]
-        result = json.loads(reply.stdout)["plays"][0]["tasks"][0]["hosts"]["db1"]
-        values[name] = result[name]
-    return values
+    every = "{{ {" + ", ".join(f"'{n}': {n}" for n in names) + "} }}"
+    reply = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible"), "db1", "-i", str(work / "hosts.yml"),
+         "-m", "ansible.builtin.debug", "-a", f"msg={every}"],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert reply.returncode == 0, reply.stdout[-3000:] + reply.stderr[-3000:]
+    return json.loads(reply.stdout)["plays"][0]["tasks"][0]["hosts"]["db1"]["msg"]
 
 
 def test_production_grants_and_firewalls_render_to_networks(rendered: dict[str, object]) -> None:
@@ -80,3 +80,8 @@ def test_production_grants_and_firewalls_render_to_networks(rendered: dict[str, 
     assert rendered["mysql_app_hosts"] == {"hello": web}
     assert rendered["mysql_allowed_sources"] == [*web, "10.20.32.0/22"]
     assert rendered["memcached_allowed_sources"] == web
+    # a database server launched or rejoined later is admitted without touching the others
+    assert rendered["mysql_replication_hosts"] == ["10.20.32.0/22"]
+    assert rendered["mysql_failover_hosts"] == ["10.20.32.0/22"]
+    assert rendered["mysql_monitor_hosts"] == ["localhost", "10.20.32.0/22"]
+    assert rendered["mysql_seed_sources"] == ["10.20.32.0/22"]
