@@ -57,3 +57,4 @@ bench: bootstrap
 	$(MAKE) up
 	$(PY) tests/bench/bench_launch.py
 	$(PY) tests/bench/bench_failover.py
+	$(PY) tests/bench/bench_day_two.py

@@ -48,6 +48,8 @@ from module_utils.global_config import GlobalConfig, set_product_db, set_server 
 from scripts.sandbox import AWS_HOST_URL, ensure_bucket, ensure_network, s3_client  # noqa: E402
 
 PRODUCT = "hello"
+# The database cluster of hello (products.yml: a cluster of its own name, which notes shares).
+CLUSTER = "hello"
 WATCHER = ["runuser", "-u", "hostkit-failover", "--", "/usr/bin/python3",
            "/opt/hostkit/failover/hostkit-failover", "--config",
            "/etc/hostkit-failover/config.json"]
@@ -169,7 +171,7 @@ class Site:
         deadline = time.monotonic() + timeout
         info: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            info = self.watcher_state().get("products", {}).get(PRODUCT, {})
+            info = self.watcher_state().get("clusters", {}).get(CLUSTER, {})
             if info.get("master") == master and info.get("verdict") == "alive":
                 return
             time.sleep(0.5)
@@ -548,17 +550,22 @@ def bring_back(site: Site, server: str) -> None:
 
 def reseed(site: Site, server: str, source: str, semi_sync: bool) -> None:
     """Make `server` a fresh replica of `source`: its old data and binary logs thrown away,
-    the product database copied from `source` (consistent, with its GTID position), then
+    the products' databases copied from `source` (consistent, with its GTID position), then
     replication from `source` with GTID."""
+    # every database of the cluster's products (hello and notes share the cluster)
+    databases = site.sql(source, "SELECT schema_name FROM information_schema.schemata WHERE "
+                                 "schema_name NOT IN ('mysql', 'information_schema', "
+                                 "'performance_schema', 'sys')").split()
+    drops = "; ".join(f"DROP DATABASE IF EXISTS `{name}`" for name in databases)
     site.sql(server, "SET GLOBAL read_only = ON; STOP SLAVE; RESET SLAVE ALL; RESET MASTER; "
-                     "SET SESSION sql_log_bin = 0; DROP DATABASE IF EXISTS hello")
+                     f"SET SESSION sql_log_bin = 0; {drops}")
     dump = sh("docker", "exec", source, "mariadb-dump", "--single-transaction", "--master-data=2",
-              "--gtid", "--routines", "--events", "--triggers", "--databases", "hello",
-              timeout=300).stdout
+              "--gtid", "--routines", "--events", "--triggers", "--databases", *databases,
+              timeout=900).stdout
     position = re.search(r"^-- SET GLOBAL gtid_slave_pos='([0-9,-]*)';$", dump, re.M)
     assert position, f"the copy from {source} names no GTID position"
     sh("docker", "exec", "-i", server, "mariadb", "--init-command=SET SESSION sql_log_bin=0",
-       input=dump, timeout=300)
+       input=dump, timeout=900)
     password = credential(site, "mysql-replication").replace("'", "''")
     # The binary log (empty after RESET MASTER) starts at the copy's position, so that a
     # replica of this server that is there already can go on from it.
