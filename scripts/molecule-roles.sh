@@ -18,8 +18,10 @@ if [ "${#roles[@]}" -eq 0 ]; then
     echo "molecule: no role has a Molecule scenario yet"
     exit 0
 fi
-# Role scenarios start from the local Debian 12 images (nothing can be pulled here).
-.venv/bin/python -m image_builders build base web
+# Role scenarios start from the local Debian 12 images (nothing can be pulled here): the
+# vanilla debootstrap (common, mysql: a host configured from scratch) or the role's baked
+# image (a new server as launched; its package lists removed).
+.venv/bin/python -m image_builders build base web db memcached monitor
 for role in "${roles[@]}"; do
     [ -d "roles/$role/molecule" ] || { echo "molecule: role '$role' has no scenario" >&2; exit 1; }
     echo "=== molecule: $role"
