@@ -37,7 +37,7 @@ lint: bootstrap
 	scripts/lint.sh
 
 unit: bootstrap
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q -n auto tests/unit
 
 roles: bootstrap
 	scripts/molecule-roles.sh $(ROLES)
