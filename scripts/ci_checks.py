@@ -111,15 +111,21 @@ def smoke(log: str) -> list[str]:
     return said
 
 
+def play_recap(log: str) -> dict[str, dict[str, int]]:
+    """host -> {ok, changed, unreachable, failed, ...} from the last PLAY RECAP of `log`."""
+    recap = {}
+    for line in log.rsplit("PLAY RECAP", 1)[-1].splitlines():
+        match = RECAP.match(line.strip())
+        if match:
+            recap[match["host"]] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)",
+                                                                     match["counts"])}
+    return recap
+
+
 def rerun(log: str) -> list[str]:
     if "PLAY RECAP" not in log:
         raise CheckFailed("no PLAY RECAP in the log: the playbook did not finish")
-    recap = {}
-    for line in log.rsplit("PLAY RECAP", 1)[1].splitlines():
-        match = RECAP.match(line.strip())
-        if match:
-            recap[match["host"]] = dict(
-                (k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", match["counts"]))
+    recap = play_recap(log)
     missing = sorted({str(s["name"]) for s in fleet()} - set(recap))
     if missing:
         raise CheckFailed(f"the recap does not list {missing}")

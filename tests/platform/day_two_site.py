@@ -5,13 +5,13 @@ served and written through the edge, an incident (kill -9 of the master while bo
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from typing import Any
 
+from scripts.ci_checks import play_recap as recap
 from tests.platform import failover_site as fs
 
 EDGE = "http://127.0.0.1:8080"
@@ -41,14 +41,6 @@ def both_serve(step: str) -> None:
         assert "served-by" in body, f"{product} after {step}: {body[:300]}"
 
 
-def recap(output: str) -> dict[str, dict[str, int]]:
-    out = {}
-    for line in output.split("PLAY RECAP")[-1].splitlines():
-        match = re.match(r"^(\S+)\s+:\s+(.*)$", line.strip())
-        if match:
-            out[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)",
-                                                                    match.group(2))}
-    return out
 
 
 def run(site: fs.Site, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:

@@ -43,6 +43,7 @@ from typing import Any
 import pytest
 import yaml
 
+from scripts.ci_checks import play_recap as recap
 from scripts.sandbox import ensure_aws, ensure_bucket, ensure_network, s3_client
 from tests.support import SYSTEMD_RUN_FLAGS, docker, wait_for_systemd
 
@@ -88,14 +89,6 @@ def sh(*args: str, check: bool = True, **kw: Any) -> subprocess.CompletedProcess
     return subprocess.run(list(args), text=True, capture_output=True, check=check, **kw)
 
 
-def recap(output: str) -> dict[str, dict[str, int]]:
-    hosts = {}
-    for line in output.split("PLAY RECAP")[-1].splitlines():
-        match = re.match(r"^(\S+)\s+:\s+(.*)$", line.strip())
-        if match:
-            hosts[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)",
-                                                                       match.group(2))}
-    return hosts
 
 
 def content_sum(rows: list[tuple[int, str]]) -> int:

@@ -42,6 +42,7 @@ from typing import Any
 import pytest
 import yaml
 
+from scripts.ci_checks import play_recap as recap
 from scripts.sandbox import ensure_network
 from tests.support import SYSTEMD_RUN_FLAGS, docker, wait_for_systemd
 
@@ -124,15 +125,6 @@ class Cluster:
         return out
 
 
-def recap(output: str) -> dict[str, dict[str, int]]:
-    """PLAY RECAP counters per host."""
-    hosts = {}
-    for line in output.split("PLAY RECAP")[-1].splitlines():
-        match = re.match(r"^(\S+)\s+:\s+(.*)$", line.strip())
-        if match:
-            hosts[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)",
-                                                                       match.group(2))}
-    return hosts
 
 
 def start_db(name: str, run: str, labels: dict[str, str], *extra: str) -> None:

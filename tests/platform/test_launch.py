@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 import yaml
 
+from scripts.ci_checks import play_recap as recap
 from scripts.sandbox import s3_client
 
 pytestmark = pytest.mark.platform
@@ -49,15 +50,6 @@ def playbook(*args: str, timeout: float = 1200) -> subprocess.CompletedProcess[s
                           capture_output=True, cwd=ROOT, env=env, timeout=timeout)
 
 
-def recap(output: str) -> dict[str, dict[str, int]]:
-    """host -> {ok, changed, failed, ...} from the PLAY RECAP."""
-    out = {}
-    for line in output.split("PLAY RECAP")[-1].splitlines():
-        match = re.match(r"^(\S+)\s+:\s+(.*)$", line.strip())
-        if match:
-            out[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)",
-                                                                    match.group(2))}
-    return out
 
 
 def document() -> dict[str, Any]:
