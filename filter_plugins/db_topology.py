@@ -1,23 +1,17 @@
 """Jinja filters of the database tier: the replication topology of each cluster (logic in
-module_utils/db_topology.py) and the MariaDB/MySQL account details the mysql role needs
+plugin_utils/db_topology.py) and the MariaDB/MySQL account details the mysql role needs
 (module_utils/mysql_flavor.py). Each filter is documented in the .yml file of its name."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from functools import wraps
-from pathlib import Path
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-_ROOT = Path(__file__).resolve().parent.parent
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-
-from module_utils import db_topology as topo  # noqa: E402
-from module_utils import mysql_flavor  # noqa: E402
+from module_utils import mysql_flavor
+from plugin_utils import db_topology as topo
 
 
 def _filter(function: Callable[..., Any]) -> Callable[..., Any]:

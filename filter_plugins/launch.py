@@ -1,18 +1,12 @@
-"""Jinja filters of the launch and publish playbooks (see module_utils/launch.py for the logic)."""
+"""Jinja filters of the launch and publish playbooks (see plugin_utils/launch.py for the logic)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-_ROOT = Path(__file__).resolve().parent.parent
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-
-from module_utils.launch import (  # noqa: E402
+from plugin_utils.launch import (
     LaunchPlanError,
     cluster_plan,
     db_place_plan,
@@ -40,7 +34,7 @@ def hostkit_plan_web_launch(doc: Any, product: str, zones: Any, taken: Any = (),
 
 def hostkit_cluster_plan(groups: Any, products: Any, doc: Any) -> dict[str, Any]:
     """What the global config needs so that it follows products.yml's database clusters
-    (see module_utils/launch.py cluster_plan)."""
+    (see plugin_utils/launch.py cluster_plan)."""
     try:
         return cluster_plan(groups, products, doc or {})
     except ValueError as exc:
@@ -50,7 +44,7 @@ def hostkit_cluster_plan(groups: Any, products: Any, doc: Any) -> dict[str, Any]
 def hostkit_plan_role_launch(doc: Any, role: str, zones: Any, taken: Any = (), az: Any = None,
                              products: Any = None, cluster: Any = None, position: Any = None,
                              catalog: Any = ()) -> dict[str, Any]:
-    """One new db, memcached or monitor server (see module_utils/launch.py)."""
+    """One new db, memcached or monitor server (see plugin_utils/launch.py)."""
     if isinstance(products, str):
         products = [p.strip() for p in products.split(",") if p.strip()]
     try:
@@ -63,7 +57,7 @@ def hostkit_plan_role_launch(doc: Any, role: str, zones: Any, taken: Any = (), a
 
 def hostkit_db_place_plan(doc: Any, host: str, position: Any = None,
                           cluster: Any = None) -> dict[str, Any]:
-    """Where a database server goes in its cluster (see module_utils/launch.py)."""
+    """Where a database server goes in its cluster (see plugin_utils/launch.py)."""
     try:
         return db_place_plan(doc or {}, str(host), position or None, cluster or None)
     except ValueError as exc:

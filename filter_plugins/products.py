@@ -1,18 +1,12 @@
-"""Jinja filters over products (see module_utils/products.py for the logic)."""
+"""Jinja filters over products (see plugin_utils/products.py for the logic)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-_ROOT = Path(__file__).resolve().parent.parent
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-
-from module_utils.products import product_problems, select_products  # noqa: E402
+from plugin_utils.products import product_problems, select_products
 
 
 def hostkit_product_problems(products: Any, *require: str) -> list[str]:

@@ -1,23 +1,18 @@
 """Jinja filter: a product's runtime settings (runtime.json) from the global config.
 
-The logic is module_utils/runtime_settings.py, which the config agent on every web server
-uses too: the product role's first copy of the file and the agent's later ones are the
-same function of the same document. Documented in hostkit_runtime_settings.yml."""
+The logic is host_programs/config_agent/runtime_settings.py, which the config agent on
+every web server uses too: the product role's first copy of the file and the agent's
+later ones are the same function of the same document. Documented in
+hostkit_runtime_settings.yml."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-_ROOT = Path(__file__).resolve().parent.parent
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-
-from module_utils.runtime_settings import (  # noqa: E402
+from host_programs.config_agent.runtime_settings import (
     DEFAULT_DB_PORT,
     DEFAULT_MEMCACHED_PORT,
     render,

@@ -1,22 +1,16 @@
-"""Jinja filters over the global config document (logic in module_utils/topology.py), so
+"""Jinja filters over the global config document (logic in host_programs/common/topology.py), so
 that templates and playbooks ask questions of the fleet instead of walking the JSON.
 Each filter is documented in the .yml file of its name beside this one."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from functools import wraps
-from pathlib import Path
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-_ROOT = Path(__file__).resolve().parent.parent
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-
-from module_utils import topology  # noqa: E402
+from host_programs.common import topology
 
 
 def _filter(function: Callable[..., Any]) -> Callable[..., Any]:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from host_programs.common.atomic_files import write_atomic
 from image_builders import __version__
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -82,10 +83,7 @@ def manifest_path(backend: str, role: str, build_id: str) -> Path:
 def save(backend: str, role: str, build_id: str, manifest_json: str) -> Path:
     """Write the manifest beside the build (atomically: temp file then rename)."""
     path = manifest_path(backend, role, build_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(manifest_json)
-    os.replace(tmp, path)
+    write_atomic(path, manifest_json.encode(), make_parents=True)
     return path
 
 

@@ -61,6 +61,8 @@ description:
   - Run it where the AWS credentials are, normally the controller
     (C(delegate_to=localhost), C(run_once=true)).
 version_added: "1.0.0"
+extends_documentation_fragment:
+  - hostkit_aws
 options:
   state:
     description:
@@ -178,12 +180,6 @@ options:
       - The C(AWS_REGION) or C(AWS_DEFAULT_REGION) environment variables may also be used.
     type: str
     aliases: [aws_region]
-  endpoint_url:
-    description:
-      - S3 endpoint to use instead of AWS's (the sandbox's emulator, for example
-        C(http://127.0.0.1:15000)).
-      - The C(AWS_ENDPOINT_URL) environment variable may also be used.
-    type: str
   updated_by:
     description:
       - Written into the document's C(updated_by) on a change.
@@ -203,12 +199,10 @@ options:
     type: int
     default: 5
 notes:
-  - Credentials come from the usual boto3 sources (environment, profile, instance role).
   - Writes need a botocore with S3 conditional writes (C(IfMatch) on C(put_object)).
   - Supports check mode and diff mode - the change is computed and validated against the
     current document, shown as a before/after diff of the JSON, and not written.
 requirements:
-  - boto3
   - jsonschema
 attributes:
   check_mode:

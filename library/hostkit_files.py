@@ -28,7 +28,7 @@ description:
     fresh empty directory, and V(absent) then V(link) puts a link where a directory was.
   - Text files only (UTF-8). Handlers fire when the task reports C(changed); the result's
     RV(changed_files) says which paths changed, for handlers that concern only some of them.
-version_added: "2.19"
+version_added: "1.0.0"
 author: hostkit maintainers
 options:
   files:

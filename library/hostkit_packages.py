@@ -22,7 +22,7 @@ description:
   - After an install, the package facts are read again and returned.
   - Installing is done by M(ansible.builtin.apt) or M(ansible.builtin.dnf); their errors
     are returned, prefixed with the packages that were being installed.
-version_added: "2.19"
+version_added: "1.0.0"
 author: hostkit maintainers
 options:
   name:

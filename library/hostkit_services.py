@@ -17,7 +17,7 @@ description:
     reloading.
   - Every unit must exist; an unknown unit fails the task, naming it, before anything changes.
   - Restarts and reloads stay with handlers (M(ansible.builtin.systemd_service)).
-version_added: "2.19"
+version_added: "1.0.0"
 author: hostkit maintainers
 options:
   services:

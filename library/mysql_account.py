@@ -50,7 +50,7 @@ description:
     C(column_case_sensitive=true)), so passwords are passed as parameters, never in SQL text.
   - With O(sql_log_bin=false) nothing it does is written to the binary log, so a replica
     keeps no transactions of its own (errant GTIDs) and each server holds its own accounts.
-version_added: "2.19"
+version_added: "1.0.0"
 author: hostkit maintainers
 extends_documentation_fragment:
   - community.mysql.mysql

@@ -66,8 +66,8 @@ description:
     C(CHANGE MASTER) on every call (always C(changed)), needs the threads stopped by separate
     tasks, and puts the password into the SQL text.
 version_added: "1.0.0"
-requirements:
-  - PyMySQL on the managed host (Debian C(python3-pymysql), EL C(python3-PyMySQL))
+extends_documentation_fragment:
+  - hostkit_mysql_login
 options:
   state:
     description: V(present) replicate from the source; V(absent) stop and forget the source.
@@ -118,30 +118,6 @@ options:
     description: Seconds to wait for the threads to run, and for a source that is behind.
     type: int
     default: 30
-  login_unix_socket:
-    description: Unix socket of the server (used unless O(login_host) is given).
-    type: path
-    default: /run/mysqld/mysqld.sock
-  login_host:
-    description: Connect over TCP to this host instead of the unix socket.
-    type: str
-  login_port:
-    description: TCP port with O(login_host).
-    type: int
-    default: 3306
-  login_user:
-    description:
-      - Account to log in with. The default V(root) is authenticated by the socket's peer user
-        (MariaDB C(unix_socket)), so run the module with C(become).
-    type: str
-    default: root
-  login_password:
-    description: Password of O(login_user), when it has one.
-    type: str
-  connect_timeout:
-    description: Seconds to wait for a connection (local and to the source).
-    type: int
-    default: 10
 attributes:
   check_mode:
     description: Reports what it would do without doing it (the source is still checked).

@@ -48,37 +48,13 @@ description:
   - Column and variable names differ between MariaDB and MySQL (C(Slave_IO_Running) or
     C(Replica_IO_Running), C(rpl_semi_sync_master_*) or C(rpl_semi_sync_source_*), ...); the
     module returns the same keys for both (module_utils C(mysql_flavor)).
-  - Logs in over the server's unix socket as root by default, so run it with C(become).
+  - Logs in over the server's unix socket as root by default, so run it with C(become). A
+    monitoring account (O(login_user)) needs C(PROCESS), C(BINLOG MONITOR) and C(SLAVE
+    MONITOR) (MariaDB 10.5.9+) or C(REPLICATION CLIENT) (MySQL).
 version_added: "1.0.0"
-requirements:
-  - PyMySQL on the managed host (Debian C(python3-pymysql), EL C(python3-PyMySQL))
+extends_documentation_fragment:
+  - hostkit_mysql_login
 options:
-  login_unix_socket:
-    description: Unix socket of the server (used unless O(login_host) is given).
-    type: path
-    default: /run/mysqld/mysqld.sock
-  login_host:
-    description: Connect over TCP to this host instead of the unix socket.
-    type: str
-  login_port:
-    description: TCP port with O(login_host).
-    type: int
-    default: 3306
-  login_user:
-    description:
-      - Account to log in with. The default V(root) is authenticated by the socket's peer user
-        (MariaDB C(unix_socket)).
-      - A monitoring account needs C(PROCESS), C(BINLOG MONITOR) and C(SLAVE MONITOR)
-        (MariaDB 10.5.9+) or C(REPLICATION CLIENT) (MySQL).
-    type: str
-    default: root
-  login_password:
-    description: Password of O(login_user), when it has one.
-    type: str
-  connect_timeout:
-    description: Seconds to wait for the connection.
-    type: int
-    default: 10
   wait:
     description:
       - Seconds to keep trying to connect while the server refuses (just started or

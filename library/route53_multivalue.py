@@ -19,6 +19,8 @@ description:
     multivalue records of the name. Other records of the zone are never touched.
   - C(amazon.aws.route53) has no multivalue-answer option, hence this module.
 version_added: "1.0.0"
+extends_documentation_fragment:
+  - hostkit_aws
 options:
   zone_id:
     description: Id of the hosted zone (with or without the C(/hostedzone/) prefix).
@@ -50,16 +52,8 @@ options:
     description: AWS region for the API client (Route53 is global).
     type: str
     default: us-east-1
-  endpoint_url:
-    description:
-      - Route53 endpoint instead of AWS's (an emulator in tests).
-      - The C(AWS_ENDPOINT_URL) environment variable may also be used.
-    type: str
 notes:
-  - Credentials come from the usual boto3 sources (environment, profile, instance role).
   - Supports check mode and diff mode.
-requirements:
-  - boto3
 attributes:
   check_mode:
     support: full

@@ -5,8 +5,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +13,8 @@ from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 from ansible.utils.display import Display
 
-# lookup_plugins/ sits in the repository root, next to module_utils/.
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
 try:
+    from host_programs.common.atomic_files import write_atomic
     from module_utils.global_config import (
         DocumentMissing,
         GlobalConfig,
@@ -174,15 +168,6 @@ def _cache_file(ident: tuple[str, str, str, str]) -> Path:
     return _cache_dir() / f"hostkit-global-config-{digest}.json"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 class LookupModule(LookupBase):
     def _read_s3(self, bucket: str, key: str, region: str, endpoint: str) -> dict[str, Any]:
         client = make_client(region or None, endpoint or None,
@@ -207,7 +192,7 @@ class LookupModule(LookupBase):
                     doc = None  # a damaged cache file is read again from S3
             if doc is None:
                 doc = self._read_s3(*ident)
-                _write_atomic(path, json.dumps(doc).encode())
+                write_atomic(path, json.dumps(doc).encode(), mode=0o600)
         _MEMORY[ident] = doc
         return doc
 
@@ -220,8 +205,9 @@ class LookupModule(LookupBase):
     def run(self, terms: list[Any], variables: dict[str, Any] | None = None,
             **kwargs: Any) -> list[Any]:
         if _IMPORT_ERROR is not None:
-            raise AnsibleLookupError(f"global_config: cannot import module_utils/global_config.py "
-                                     f"from {REPO_ROOT}: {_IMPORT_ERROR}")
+            raise AnsibleLookupError("global_config: cannot import module_utils/global_config.py "
+                                     "(the repository is installed in the virtualenv by "
+                                     f"scripts/bootstrap.sh): {_IMPORT_ERROR}")
         self.set_options(var_options=variables, direct=kwargs)
         bucket = self.get_option("bucket")
         if not bucket:

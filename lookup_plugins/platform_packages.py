@@ -6,18 +6,11 @@ package name is written once for both the baked images and the roles.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
-
-# lookup_plugins/ sits in the repository root, next to image_builders/.
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
 try:
     from image_builders.catalog import CATALOG_PATH, CatalogError, load_catalog
@@ -132,8 +125,8 @@ class LookupModule(LookupBase):
             **kwargs: Any) -> list[str]:
         if _IMPORT_ERROR is not None:
             raise AnsibleLookupError(
-                f"platform_packages: cannot import image_builders.catalog from {REPO_ROOT}: "
-                f"{_IMPORT_ERROR}"
+                "platform_packages: cannot import image_builders.catalog (the repository is "
+                f"installed in the virtualenv by scripts/bootstrap.sh): {_IMPORT_ERROR}"
             )
         self.set_options(var_options=variables, direct=kwargs)
         components = _components(terms)

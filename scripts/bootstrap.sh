@@ -3,7 +3,8 @@
 #   - apt packages: docker.io, debootstrap, python3-venv, git (only those missing)
 #   - the docker engine answering (started by systemd when there is one, else in the
 #     background, logging to /var/log/dockerd.log)
-#   - .venv with the pinned requirements (reinstalled only when requirements.txt changes)
+#   - .venv with the pinned requirements and the repository as an editable package
+#     (reinstalled only when requirements.txt or pyproject.toml changes)
 # Idempotent: with everything in place it only checks, and says so.
 set -euo pipefail
 
@@ -62,14 +63,18 @@ else
     say "docker engine answering"
 fi
 
-want=$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)
+want=$( (cat "$ROOT/requirements.txt" "$ROOT/pyproject.toml") | sha256sum | cut -d' ' -f1)
 if [ -x "$VENV/bin/python" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$want" ]; then
-    say ".venv up to date with requirements.txt"
+    say ".venv up to date with requirements.txt and pyproject.toml"
 else
     say "installing Python requirements into .venv (a few minutes the first time)"
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/requirements.txt" \
         2> >(grep -v "^WARNING: Location" >&2)
+    # The repository itself, editable: the plugins import plugin_utils/, module_utils/ and
+    # image_builders/ from the working tree (pyproject.toml).
+    "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps \
+        --config-settings editable_mode=compat -e "$ROOT"
     echo "$want" > "$STAMP"
     say ".venv ready"
 fi

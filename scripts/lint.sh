@@ -40,6 +40,5 @@ render() {  # type name
 shopt -s nullglob
 for f in library/*.py; do render module "$(basename "$f" .py)"; done
 for f in lookup_plugins/*.py; do render lookup "$(basename "$f" .py)"; done
-for f in inventory_plugins/*.py; do render inventory "$(basename "$f" .py)"; done
 for f in filter_plugins/*.yml; do render filter "$(basename "$f" .yml)"; done
 echo "lint: clean"

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from module_utils import mysql_backup as mb
+from host_programs.backup import core as mb
 from tests.platform import failover_site as fs
 
 pytestmark = pytest.mark.platform

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from module_utils.runtime_settings import dumps, render
+from host_programs.config_agent.runtime_settings import dumps, render
 from tests.platform.agent_site import (
     DB,
     MEMCACHED,

@@ -1,5 +1,5 @@
 """A simulated MariaDB replication cluster that answers the statements the failover code
-sends, for unit tests of module_utils/failover_run.py.
+sends, for unit tests of host_programs/failover/steps.py.
 
 Each `FakeDB` keeps the transactions it applied (GTIDs as (domain, server_id, seq)), what its
 IO thread received but did not apply (relay log), its source, thread states, read_only and

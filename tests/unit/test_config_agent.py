@@ -1,4 +1,4 @@
-"""module_utils/config_agent.py: the poll loop against moto in-process, with a fake reloader
+"""host_programs/config_agent/agent.py: the poll loop against moto in-process, with a fake reloader
 and clock - changes, unchanged ETags, refused documents, S3 errors and backoff, atomic
 writes, file ownership - and the agent's configuration file."""
 
@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from module_utils import config_agent as ca
+from host_programs.config_agent import agent as ca
+from host_programs.config_agent.runtime_settings import dumps, render
 from module_utils import global_config as gc
-from module_utils.runtime_settings import dumps, render
 from tests.unit.gc_helpers import BUCKET, KEY, Recorder, moto_s3, sample, sample_v1, store
 
 HELLO = {"name": "hello", "database": {"name": "hello", "user": "hello"}, "memcached": True}

@@ -1,4 +1,4 @@
-"""module_utils/db_topology.py and its filters: positions of each cluster (live, else from the
+"""plugin_utils/db_topology.py and its filters: positions of each cluster (live, else from the
 inventory), checks that name cluster and host, replication plans, seed donors and server ids."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from filter_plugins.db_topology import FilterModule
-from module_utils import db_topology as topo
+from plugin_utils import db_topology as topo
 
 PRODUCTS: list[dict[str, Any]] = [
     {"name": "hello", "database": {"name": "hello", "user": "hello"}},

@@ -1,4 +1,4 @@
-"""module_utils/failover.py: every decision of the failover, from made-up observations."""
+"""host_programs/failover/decide.py: every decision of the failover, from made-up observations."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from module_utils import failover as fo
+from host_programs.failover import decide as fo
 from module_utils.mysql_flavor import MARIADB, MYSQL, Flavor
 from tests.unit.fake_cluster import document
 

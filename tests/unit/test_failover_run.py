@@ -1,4 +1,4 @@
-"""module_utils/failover_run.py: journals carried out against a simulated MariaDB cluster."""
+"""host_programs/failover/steps.py: journals carried out against a simulated MariaDB cluster."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from module_utils import failover as fo
-from module_utils import failover_run as fr
+from host_programs.failover import decide as fo
+from host_programs.failover import steps as fr
 from module_utils.mysql_flavor import MARIADB, Flavor
 from tests.unit.fake_cluster import FakeCluster, FakeOperationalError, document, standard_cluster
 

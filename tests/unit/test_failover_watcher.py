@@ -1,4 +1,4 @@
-"""module_utils/failover_watcher.py: the watcher's rounds, its failovers, restarts, the
+"""host_programs/failover/watcher.py: the watcher's rounds, its failovers, restarts, the
 anti-flap window, returning old masters and the planned switchover, against a simulated
 cluster and the global config in moto's S3."""
 
@@ -12,8 +12,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from module_utils import failover as fo
-from module_utils import failover_watcher as fw
+from host_programs.failover import decide as fo
+from host_programs.failover import watcher as fw
 from module_utils.global_config import GlobalConfig
 from tests.unit.fake_cluster import FakeCluster, FakeOperationalError, document, standard_cluster
 

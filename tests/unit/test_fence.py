@@ -1,4 +1,5 @@
-"""module_utils/fence.py: fencing through the docker engine's API and through EC2 (moto)."""
+"""host_programs/failover/fence.py: fencing through the docker engine's API and through
+EC2 (moto)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from module_utils import fence
+from host_programs.failover import fence
 
 
 class FakeEngine:

@@ -222,26 +222,6 @@ def test_bucket_and_endpoint_from_the_environment(s3, capsys, monkeypatch) -> No
 # ------------------------------------------------------------------ documentation
 
 
-def test_documentation_matches_the_argument_spec() -> None:
-    doc = yaml.safe_load(mod.DOCUMENTATION)["options"]
-
-    def compare(documented: dict[str, Any], spec: dict[str, Any], where: str) -> None:
-        assert set(documented) == set(spec), where
-        for name, option in spec.items():
-            d = documented[name]
-            here = f"{where}.{name}"
-            assert d.get("type", "str") == option.get("type", "str"), here
-            assert d.get("default") == option.get("default"), here
-            assert d.get("choices") == option.get("choices"), here
-            assert bool(d.get("required")) == bool(option.get("required")), here
-            assert d.get("elements") == option.get("elements"), here
-            assert d.get("aliases") == option.get("aliases"), here
-            if "options" in option:
-                compare(d["suboptions"], option["options"], here)
-
-    compare(doc, mod.ARGUMENT_SPEC, "options")
-
-
 def test_choices_are_the_cores() -> None:
     server = mod.ARGUMENT_SPEC["server"]["options"]
     assert server["role"]["choices"] == list(gc.ROLES)

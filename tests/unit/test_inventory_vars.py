@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from module_utils.products import product_problems
+from plugin_utils.products import product_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 SANDBOX = ROOT / "inventory" / "sandbox" / "group_vars" / "all"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from module_utils.launch import LaunchPlanError, plan_web_launch
+from plugin_utils.launch import LaunchPlanError, plan_web_launch
 
 ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
 
@@ -71,7 +71,7 @@ def test_no_zones_is_an_error() -> None:
 
 
 def test_traffic_sites_list_only_web_servers_in_service() -> None:
-    from module_utils.launch import traffic_sites
+    from plugin_utils.launch import traffic_sites
 
     document = {
         "servers": {"w1": {"role": "web", "address": "10.0.0.1", "state": "in_service"},
@@ -86,7 +86,7 @@ def test_traffic_sites_list_only_web_servers_in_service() -> None:
 
 
 def test_timeline_counts_each_phase_from_the_previous_one() -> None:
-    from module_utils.launch import next_phase, timeline
+    from plugin_utils.launch import next_phase, timeline
 
     lines = timeline({"start": 100.0, "plan": 101.0, "create": 104.0, "publish": 130.0},
                      [{"connect": 110.0, "roles": 120.0, "smoke": 121.0},
@@ -98,7 +98,7 @@ def test_timeline_counts_each_phase_from_the_previous_one() -> None:
 
 
 def test_haproxy_stats_csv_gives_the_servers_up() -> None:
-    from module_utils.launch import haproxy_servers_up
+    from plugin_utils.launch import haproxy_servers_up
 
     csv = ("# pxname,svname,qcur,status,weight\n"
            "www,FRONTEND,,OPEN,\n"
@@ -111,7 +111,7 @@ def test_haproxy_stats_csv_gives_the_servers_up() -> None:
 
 
 def test_dns_records_per_domain() -> None:
-    from module_utils.launch import traffic_records
+    from plugin_utils.launch import traffic_records
 
     sites = [{"name": "hello", "domains": ["a.test", "www.a.test"],
               "servers": [{"name": "w1", "address": "10.0.0.1"}]}]
@@ -120,7 +120,7 @@ def test_dns_records_per_domain() -> None:
         {"domain": "www.a.test", "servers": [{"name": "w1", "address": "10.0.0.1"}]}]
 
 def test_cluster_plan_seeds_only_clusters_without_a_master() -> None:
-    from module_utils.launch import cluster_plan
+    from plugin_utils.launch import cluster_plan
 
     groups = {"product_hello": ["d1", "d2", "w1"], "dbrole_master": ["d1"],
               "dbrole_candidate": ["d2"], "product_shop": ["d3"], "dbrole_backup": ["d3"]}
@@ -138,7 +138,7 @@ def test_cluster_plan_seeds_only_clusters_without_a_master() -> None:
 
 
 def test_cluster_plan_renames_an_upgraded_cluster_and_adds_a_product_to_it() -> None:
-    from module_utils.launch import cluster_plan
+    from plugin_utils.launch import cluster_plan
 
     # a version 1 document upgraded: hello's cluster is named after it; products.yml now puts
     # hello and notes on cluster main
@@ -152,7 +152,7 @@ def test_cluster_plan_renames_an_upgraded_cluster_and_adds_a_product_to_it() -> 
 
 
 def test_cluster_plan_never_moves_a_database() -> None:
-    from module_utils.launch import cluster_plan
+    from plugin_utils.launch import cluster_plan
 
     live = {"clusters": {"a": {"db": {"master": "d1"}}, "b": {"db": {"master": "d5"}}},
             "products": {"hello": {"cluster": "a"}, "shop": {"cluster": "b"}}}
@@ -164,7 +164,7 @@ def test_cluster_plan_never_moves_a_database() -> None:
 
 
 def test_two_hosts_in_one_position_is_an_error() -> None:
-    from module_utils.launch import cluster_plan
+    from plugin_utils.launch import cluster_plan
 
     groups = {"product_hello": ["d1", "d2"], "dbrole_master": ["d1", "d2"]}
     with pytest.raises(ValueError, match="cluster 'hello': db position master is held by 2"):
@@ -172,7 +172,7 @@ def test_two_hosts_in_one_position_is_an_error() -> None:
 
 
 def test_fleet_table_lists_servers_and_masters() -> None:
-    from module_utils.launch import fleet_table
+    from plugin_utils.launch import fleet_table
 
     lines = fleet_table({"epoch": 3, "servers": {"d1": {"role": "db", "products": ["hello"],
                                                         "az": "a", "address": "10.0.0.9",
@@ -185,7 +185,7 @@ def test_fleet_table_lists_servers_and_masters() -> None:
 
 
 def test_fleet_table_says_how_to_ask_for_each_product() -> None:
-    from module_utils.launch import fleet_table
+    from plugin_utils.launch import fleet_table
 
     products = [{"name": "hello", "domains": ["hello.test", "www.hello.test"]},
                 {"name": "quiet", "domains": []}]
@@ -198,7 +198,7 @@ def test_fleet_table_says_how_to_ask_for_each_product() -> None:
 
 
 def test_the_last_web_server_of_a_product_is_named() -> None:
-    from module_utils.launch import sole_web_products
+    from plugin_utils.launch import sole_web_products
 
     fleet = doc(**{"w1": web("a", products=("hello", "shop")), "w2": web("b")})
     assert sole_web_products(fleet, "w1") == ["shop"]
@@ -220,7 +220,7 @@ def placed(**positions: str | None) -> dict[str, Any]:
 
 
 def test_a_fenced_old_master_takes_the_free_position() -> None:
-    from module_utils.launch import db_place_plan
+    from plugin_utils.launch import db_place_plan
 
     doc = placed(master="db-2", candidate="db-3", backup="db-4")
     doc["servers"]["db-1"]["state"] = "fenced"
@@ -232,7 +232,7 @@ def test_a_fenced_old_master_takes_the_free_position() -> None:
 
 
 def test_a_diverged_replica_keeps_its_position_and_a_new_server_needs_its_cluster() -> None:
-    from module_utils.launch import db_place_plan
+    from plugin_utils.launch import db_place_plan
 
     doc = placed(master="db-1", candidate="db-2", slave_candidate="db-3", backup="db-4")
     assert db_place_plan(doc, "db-3")["position"] == "slave_candidate"
@@ -245,7 +245,7 @@ def test_a_diverged_replica_keeps_its_position_and_a_new_server_needs_its_cluste
 
 
 def test_a_new_server_fills_the_first_free_position_whose_source_exists() -> None:
-    from module_utils.launch import db_place_plan
+    from plugin_utils.launch import db_place_plan
 
     doc = placed(master="db-1", backup="db-4")
     plan = db_place_plan(doc, "db-5", cluster="main")
@@ -263,8 +263,25 @@ def test_a_new_server_fills_the_first_free_position_whose_source_exists() -> Non
         db_place_plan(doc, "db-5", cluster="other")
 
 
+def test_a_placed_server_never_becomes_its_own_source_nor_leaves_the_master_empty() -> None:
+    from plugin_utils.launch import db_place_plan
+
+    doc = placed(master="db-1", candidate="db-2", backup="db-4")
+    with pytest.raises(ValueError, match="db-2 is the candidate of cluster 'main', which a "
+                                         "slave_candidate replicates from"):
+        db_place_plan(doc, "db-2", "slave_candidate")
+    with pytest.raises(ValueError, match="db-1 is the master of cluster 'main'"):
+        db_place_plan(doc, "db-1", "backup")
+    with pytest.raises(ValueError, match="db-1 is the master of cluster 'main'"):
+        db_place_plan(doc, "db-1", "slave_candidate")
+    # moving the backup to the free slave_candidate position is allowed: the candidate
+    # is its source and the backup position is freed
+    plan = db_place_plan(doc, "db-4", "slave_candidate")
+    assert (plan["source"], plan["positions"]["backup"]) == ("db-2", None)
+
+
 def test_errant_transactions_of_an_old_master() -> None:
-    from module_utils.launch import errant_transactions
+    from plugin_utils.launch import errant_transactions
 
     # db-1 (server 1) was master up to 0-1-100; the new master db-2 received up to 0-1-99 and
     # has written 0-2-101.. since: 0-1-100 reached only the old master
@@ -280,7 +297,7 @@ def test_errant_transactions_of_an_old_master() -> None:
 
 
 def test_plan_a_replacement_database_server() -> None:
-    from module_utils.launch import plan_role_launch
+    from plugin_utils.launch import plan_role_launch
 
     doc = placed(master="db-2", candidate="db-3", backup="db-4")
     doc["servers"]["db-1"]["state"] = "fenced"
@@ -294,7 +311,7 @@ def test_plan_a_replacement_database_server() -> None:
 
 
 def test_plan_a_memcached_server_for_the_pool_and_a_monitor() -> None:
-    from module_utils.launch import plan_role_launch
+    from plugin_utils.launch import plan_role_launch
 
     doc = placed(master="db-1")
     doc["servers"]["mc-1"] = {"role": "memcached", "products": ["hello", "notes"],

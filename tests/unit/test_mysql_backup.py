@@ -1,4 +1,4 @@
-"""module_utils/mysql_backup.py: keys, GTID positions, mariabackup's position files,
+"""host_programs/backup/core.py: keys, GTID positions, mariabackup's position files,
 manifests and the latest pointer, retention, binary log scanning, what to ship, where a
 stream resumes, and the restore plan."""
 
@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from module_utils import mysql_backup as mb
+from host_programs.backup import core as mb
 from tests.unit.binlog_fixtures import binlog
 
 UTC = mb.UTC

@@ -1,5 +1,5 @@
 """The binary log stream follows the master of its database cluster in the global config
-document (clusters.<cluster>.db.master; module_utils/mysql_backup_run.py: document_master,
+document (clusters.<cluster>.db.master; host_programs/backup/program.py: document_master,
 SourceFollower, follower_for, run_stream), against moto in-process: a changed master
 rewrites the binlog source file atomically and restarts the stream; an unchanged document
 (304) does nothing; an invalid document, a lower epoch, a document without the cluster,
@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
+from host_programs.backup import core as mb
+from host_programs.backup import program as run
+from host_programs.backup.s3 import S3Store
 from module_utils import global_config as gc
-from module_utils import mysql_backup as mb
-from module_utils import mysql_backup_run as run
-from module_utils.mysql_backup_s3 import S3Store
 from tests.unit.gc_helpers import BUCKET, KEY, Recorder, moto_s3, sample, store
 
 # The sample document: cluster hello (of product hello): master hostkit-db-1 (172.18.0.11),

@@ -1,4 +1,4 @@
-"""module_utils/mysql_backup_run.py and mysql_backup_s3.py against moto (in-process S3):
+"""host_programs/backup/program.py and mysql_backup_s3.py against moto (in-process S3):
 a backup end to end with stand-in commands (mariabackup, zstd, mbstream, mariadb,
 mariadb-binlog are small scripts here), failures that must leave "latest" alone and no
 upload behind, retention over versioned objects, binary log shipping in segments and whole
@@ -22,9 +22,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from module_utils import mysql_backup as mb
-from module_utils import mysql_backup_run as run
-from module_utils.mysql_backup_s3 import S3Store
+from host_programs.backup import core as mb
+from host_programs.backup import program as run
+from host_programs.backup.s3 import S3Store
 from tests.unit.binlog_fixtures import binlog
 
 BUCKET = "hostkit-test-backups"

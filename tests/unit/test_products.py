@@ -1,4 +1,4 @@
-"""module_utils/products.py (product validation and selection) and its Jinja filters."""
+"""plugin_utils/products.py (product validation and selection) and its Jinja filters."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import yaml
 from ansible.errors import AnsibleFilterError
 
 from filter_plugins.products import FilterModule, hostkit_product_problems, hostkit_select_products
-from module_utils.products import product_problems, product_users, select_products
+from plugin_utils.products import product_problems, product_users, select_products
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -187,7 +187,7 @@ def test_filters():
 
 
 def test_select_products_refuses_a_catalog_with_duplicate_names() -> None:
-    from module_utils.products import select_products
+    from plugin_utils.products import select_products
 
     catalog = [{"name": "hello"}, {"name": "shop"}, {"name": "hello"}]
     with pytest.raises(KeyError, match="product 'hello': field 'name' is used by more than"):
@@ -201,7 +201,7 @@ def test_select_products_refuses_a_catalog_with_duplicate_names() -> None:
      "field 'source.checksum' must be <algorithm>:<hex digest>"),
 ])
 def test_healthcheck_database_and_checksum_are_checked(change: dict, message: str) -> None:
-    from module_utils.products import product_problems
+    from plugin_utils.products import product_problems
 
     product = {"name": "hello", "domains": ["hello.test"],
                "source": {"type": "local", "path": "products/hello"}, **change}
@@ -219,7 +219,7 @@ def test_runtime_reload_must_be_a_boolean() -> None:
 
 
 def test_database_cluster_defaults_to_the_product_and_is_checked() -> None:
-    from module_utils.products import database_cluster, product_problems
+    from plugin_utils.products import database_cluster, product_problems
 
     assert database_cluster({"name": "hello", "database": {"name": "hello"}}) == "hello"
     assert database_cluster({"name": "hello", "database": {"cluster": "main"}}) == "main"
@@ -231,7 +231,7 @@ def test_database_cluster_defaults_to_the_product_and_is_checked() -> None:
 
 
 def test_products_on_one_cluster_need_their_own_database_and_account() -> None:
-    from module_utils.products import product_problems
+    from plugin_utils.products import product_problems
 
     hello = {**product(), "name": "hello", "database": {"name": "app", "cluster": "main"}}
     shop = product(database={"name": "app", "user": "hello", "cluster": "main"})

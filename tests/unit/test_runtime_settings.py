@@ -1,5 +1,6 @@
-"""module_utils/runtime_settings.py and its filter hostkit_runtime_settings: the one render
-function of runtime.json, shared by the product role (first copy) and the config agent."""
+"""host_programs/config_agent/runtime_settings.py and its filter hostkit_runtime_settings:
+the one render function of runtime.json, shared by the product role (first copy) and the
+config agent."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from ansible.errors import AnsibleFilterError
 from ansible.plugins.filter.core import to_nice_json
 
 from filter_plugins.runtime_settings import hostkit_runtime_settings
-from module_utils import runtime_settings as rs
+from host_programs.config_agent import runtime_settings as rs
 from tests.unit.gc_helpers import sample
 
 HELLO = {"name": "hello", "domains": ["hello.test"], "memcached": True,

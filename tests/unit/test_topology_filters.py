@@ -1,4 +1,4 @@
-"""module_utils/topology.py and its filters: least-loaded AZ (deterministic ties), servers
+"""host_programs/common/topology.py and its filters: least-loaded AZ (deterministic ties), servers
 of a role, a product's db and member addresses; also through Jinja as a template uses them."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from ansible.errors import AnsibleFilterError
 from ansible.plugins.loader import filter_loader
 
 from filter_plugins import topology as filters
-from module_utils import topology
+from host_programs.common import topology
 from tests.unit.gc_helpers import SAMPLE, sample
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -1,7 +1,7 @@
 """A product's runtime settings file, `shared/config/runtime.json`, from the global config.
 
 The one place that decides what the file says when the global config is the source:
-the config agent (module_utils/config_agent.py) renders it on every change of the
+the config agent (host_programs/config_agent/agent.py) renders it on every change of the
 document, and the product role writes the first copy on a new server through the filter
 `hostkit_runtime_settings` (filter_plugins/runtime_settings.py), so both write the same
 bytes. The format is the one the product code reads (products/hello/lib/runtime.php):
@@ -24,7 +24,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from module_utils.topology import product_db_address, product_member_addresses
+from host_programs.common.topology import product_db_address, product_member_addresses
 
 DEFAULT_DB_PORT = 3306
 DEFAULT_MEMCACHED_PORT = 11211

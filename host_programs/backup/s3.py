@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
-from module_utils.mysql_backup import BackupError
+from host_programs.backup.core import BackupError
 
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's smallest part (all but the last)
 MAX_PARTS = 10000

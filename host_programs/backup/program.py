@@ -42,14 +42,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from module_utils.global_config import (
-    EpochGuard,
-    GlobalConfig,
-    GlobalConfigError,
-    Reader,
-    make_client,
-)
-from module_utils.mysql_backup import (
+from host_programs.backup.core import (
     UTC,
     BackupError,
     BinlogScan,
@@ -89,7 +82,15 @@ from module_utils.mysql_backup import (
     stream_start_file,
     validate_manifest,
 )
-from module_utils.mysql_backup_s3 import S3Store
+from host_programs.backup.s3 import S3Store
+from host_programs.common.atomic_files import write_json_atomic
+from module_utils.global_config import (
+    EpochGuard,
+    GlobalConfig,
+    GlobalConfigError,
+    Reader,
+    make_client,
+)
 
 PROGRAM = "hostkit-mysql-backup"
 DEFAULT_CONFIG = "/etc/hostkit/mysql-backup.json"
@@ -235,25 +236,6 @@ def read_source(path: str) -> tuple[str, int, str]:
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
-
-
-def write_json_atomic(path: str | Path, doc: Any, mode: int = 0o644) -> None:
-    """Temporary file in the same directory, fsync, rename: readers never see half a file."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=str(target.parent))
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(doc, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def read_json(path: str | Path, default: Any = None) -> Any:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from module_utils.topology import least_loaded_az
+from host_programs.common.topology import least_loaded_az
 
 NAME_PREFIX = "hostkit-web"
 
@@ -268,6 +268,9 @@ def db_place_plan(doc: Mapping[str, Any], host: str, position: str | None = None
                          f"{', '.join(sorted(clusters)) or 'none'})")
     positions = dict(clusters[name].get("db") or {})
     own = next((p for p, h in positions.items() if h == host), None)
+    if own == "master":
+        raise ValueError(f"{host} is the master of cluster '{name}': nothing to rejoin (a "
+                         "master moves only by a switchover)")
     if position is not None:
         if position not in SOURCE_OF:
             raise ValueError(f"position must be one of {', '.join(FILL_ORDER)} (a master is "
@@ -284,12 +287,13 @@ def db_place_plan(doc: Mapping[str, Any], host: str, position: str | None = None
             raise ValueError(f"cluster '{name}' has no free position (positions: "
                              + ", ".join(f"{p} {h}" for p, h in positions.items()) + ")")
         chosen = free[0]
-    if chosen == "master":
-        raise ValueError(f"{host} is the master of cluster '{name}': nothing to rejoin")
     source = positions.get(SOURCE_OF[chosen])
     if not source:
         raise ValueError(f"cluster '{name}' has no {SOURCE_OF[chosen]} for a "
                          f"{chosen} to replicate from")
+    if source == host:
+        raise ValueError(f"{host} is the {own} of cluster '{name}', which a {chosen} "
+                         "replicates from: it cannot replicate from itself")
     if own is not None and own != chosen:
         positions[own] = None
     positions[chosen] = host
@@ -360,7 +364,7 @@ def errant_transactions(mine: Mapping[str, Any], master: Mapping[str, Any],
     (`master`: the same for the master) lacks: writes that reached only this server (an old
     master's last acknowledged writes after the failover, or a replica written to directly).
     '' when there are none."""
-    from module_utils.failover import gtid_state, not_applied_by
+    from host_programs.failover.decide import gtid_state, not_applied_by
     from module_utils.mysql_flavor import Flavor
 
     kind = Flavor(flavor, (10, 11, 0) if flavor == "mariadb" else (8, 0, 36))

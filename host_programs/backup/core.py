@@ -1,7 +1,7 @@
 """Backups of a MariaDB database cluster (and so of every product on it) to S3: the pure parts.
 
 Everything here is plain Python (no Ansible, no boto3, no subprocess), so the backup
-program on the database servers (module_utils/mysql_backup_run.py), the restore playbook and
+program on the database servers (host_programs/backup/program.py), the restore playbook and
 the unit tests share one definition of:
 
 - the S3 layout (keys of snapshots, manifests, the "latest" pointer, binary logs);

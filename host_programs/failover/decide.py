@@ -1,8 +1,8 @@
 """Automated database failover: the decisions, with no I/O.
 
-The failover watcher (roles/failover_watcher, module_utils/failover_watcher.py) and the
+The failover watcher (roles/failover_watcher, host_programs/failover/watcher.py) and the
 planned switchover (playbooks/failover.yml) feed this module what they observed of each
-database server and get back decisions; module_utils/failover_run.py carries the decisions
+database server and get back decisions; host_programs/failover/steps.py carries the decisions
 out against the servers. Everything here is a pure function or a small state machine with
 an explicit clock, so every decision is unit-tested with made-up observations.
 

@@ -1,4 +1,4 @@
-"""Carrying out a failover or switchover journal (module_utils/failover.py) against the
+"""Carrying out a failover or switchover journal (host_programs/failover/decide.py) against the
 database servers, and observing the servers each round.
 
 Every step is idempotent: a watcher that restarts in the middle of a failover runs the
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, NoReturn, Protocol
 
-from module_utils.failover import (
+from host_programs.failover.decide import (
     ABORTED,
     DONE,
     FAILED,

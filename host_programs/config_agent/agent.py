@@ -4,10 +4,10 @@
 unprivileged user) polls the global config document in S3 with If-None-Match every few
 seconds. Each new document must pass the schema and the epoch rule (module_utils/
 global_config.py: `Reader`, `EpochGuard`); then each product of the host gets its runtime
-settings rendered (module_utils/runtime_settings.py, the same function the product role
-uses for the first copy) and, only when the bytes differ, written atomically: a temporary
-file in the same directory, fsync, rename, fsync of the directory, with the file's mode,
-group (and owner when running as root) set before the rename. When any file's content
+settings rendered (host_programs/config_agent/runtime_settings.py, the same function the
+product role uses for the first copy) and, only when the bytes differ, written atomically: a
+temporary file in the same directory, fsync, rename, fsync of the directory, with the file's
+mode, group (and owner when running as root) set before the rename. When any file's content
 changed, PHP-FPM is reloaded gracefully - the agent writes a request file that a systemd
 path unit watches (the agent itself has no privilege to reload anything).
 
@@ -23,7 +23,6 @@ Usage: hostkit-config-agent [--config FILE] [--once] [--check-config]
 from __future__ import annotations
 
 import argparse
-import contextlib
 import grp
 import json
 import logging
@@ -34,7 +33,6 @@ import re
 import signal
 import stat
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -42,19 +40,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from host_programs.common.atomic_files import write_atomic as atomic_write
+from host_programs.config_agent.runtime_settings import (
+    DEFAULT_DB_PORT,
+    DEFAULT_MEMCACHED_PORT,
+    digest,
+    dumps,
+    render,
+)
 from module_utils.global_config import (
     EpochGuard,
     GlobalConfig,
     GlobalConfigError,
     Reader,
     make_client,
-)
-from module_utils.runtime_settings import (
-    DEFAULT_DB_PORT,
-    DEFAULT_MEMCACHED_PORT,
-    digest,
-    dumps,
-    render,
 )
 
 PROGRAM = "hostkit-config-agent"
@@ -268,44 +267,15 @@ class FileMeta:
                 and self.uid in (-1, st.st_uid) and self.gid in (-1, st.st_gid))
 
 
-def fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_atomic(path: str, data: bytes, meta: FileMeta, sync: bool = True) -> None:
-    """Replace `path` with `data` in one rename: a temporary file in the same directory,
-    mode and ownership set, data written and fsynced, renamed over `path`, the directory
-    fsynced. A reader sees the old file or the new one, never a part; on any error the
-    temporary file is removed and `path` is untouched."""
-    directory, name = os.path.split(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory or ".")
+    """Replace `path` with `data` in one rename, with the mode and owner of `meta`
+    (atomic_files.write_atomic). An owner that cannot be given says how the directory
+    should be set up."""
     try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), meta.mode)
-            st = os.fstat(handle.fileno())
-            if (meta.uid not in (-1, st.st_uid)) or (meta.gid not in (-1, st.st_gid)):
-                try:
-                    os.fchown(handle.fileno(), meta.uid, meta.gid)
-                except PermissionError:
-                    raise PermissionError(
-                        f"cannot give {path} owner/group {meta.uid}/{meta.gid}: not permitted "
-                        f"(the directory {directory} should be setgid to the product's "
-                        f"group, or the agent root)") from None
-            handle.write(data)
-            handle.flush()
-            if sync:
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if sync:
-        fsync_dir(directory or ".")
+        atomic_write(path, data, meta.mode, meta.uid, meta.gid, sync)
+    except PermissionError as exc:
+        raise PermissionError(f"{exc} (the directory {os.path.dirname(path)} should be setgid "
+                              "to the product's group, or the agent root)") from None
 
 
 def read_bytes(path: str) -> bytes | None:

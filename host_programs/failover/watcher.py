@@ -3,7 +3,7 @@
 `hostkit-failover run` (a systemd service, roles/failover_watcher) watches the database
 master of every cluster named in its configuration (all clusters of the global config
 when none is named): every round it checks the master directly and asks each replica
-whether it still hears the master (module_utils/failover.py decides), and after a verdict
+whether it still hears the master (host_programs/failover/decide.py decides), and after a verdict
 of death it fails over: fence, promote, publish in the global config, repoint (module_utils/
 failover_run.py). Each failover is a journal in the state directory, written before and
 after every step; a watcher that is restarted in the middle finishes it first. Old masters
@@ -26,24 +26,24 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import logging
 import os
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from module_utils import failover as fo
-from module_utils.failover_run import (
+from host_programs.common.atomic_files import json_bytes, locked, write_atomic
+from host_programs.failover import decide as fo
+from host_programs.failover.fence import make_fencer
+from host_programs.failover.steps import (
     Aborted,
     Runner,
     RunSettings,
@@ -52,7 +52,6 @@ from module_utils.failover_run import (
     observe,
     utc_stamp,
 )
-from module_utils.fence import make_fencer
 from module_utils.global_config import (
     EpochGuard,
     GlobalConfig,
@@ -182,34 +181,6 @@ def read_config(path: str) -> WatcherConfig:
 # --------------------------------------------------------------------------- files
 
 
-def write_atomic(path: str, data: bytes, mode: int = 0o640, sync: bool = True) -> None:
-    """Temp file in the same directory, fsync, rename: readers see the old or the new file."""
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            if sync:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if sync:
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-def _json_bytes(data: Any) -> bytes:
-    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
-
-
 class StateDir:
     """<state_dir>/journals/<id>.json (every failover and switchover), state.json (for
     monitoring; also what must survive a restart: the masters' start times and last GTID
@@ -226,7 +197,7 @@ class StateDir:
     # journals
     def save_journal(self, journal: fo.Journal) -> None:
         write_atomic(os.path.join(self.root, "journals", f"{journal.id}.json"),
-                     _json_bytes(journal.to_dict()))
+                     json_bytes(journal.to_dict()), 0o640)
 
     def journals(self, cluster: str | None = None) -> list[fo.Journal]:
         directory = os.path.join(self.root, "journals")
@@ -267,12 +238,12 @@ class StateDir:
         return data if isinstance(data, dict) else {}
 
     def save_state(self, state: Mapping[str, Any]) -> None:
-        write_atomic(self.state_file, _json_bytes(state), 0o644, sync=False)
+        write_atomic(self.state_file, json_bytes(state), 0o644, sync=False)
 
     # acknowledgements
     def ack(self, cluster: str, journal_id: str | None) -> None:
         write_atomic(os.path.join(self.root, "acks", cluster),
-                     _json_bytes({"journal": journal_id, "at": utc_stamp()}))
+                     json_bytes({"journal": journal_id, "at": utc_stamp()}))
 
     def take_ack(self, cluster: str) -> dict[str, Any] | None:
         path = os.path.join(self.root, "acks", cluster)
@@ -286,29 +257,11 @@ class StateDir:
         return data if isinstance(data, dict) else {"journal": None}
 
     # locks
-    @contextlib.contextmanager
-    def lock(self, cluster: str, wait: float | None = 0.0) -> Iterator[bool]:
+    def lock(self, cluster: str,
+             wait: float | None = 0.0) -> contextlib.AbstractContextManager[bool]:
         """Hold the cluster's lock; yields False when another process holds it (after
         waiting up to `wait` seconds; None waits forever)."""
-        path = os.path.join(self.root, "locks", f"{cluster}.lock")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
-        try:
-            deadline = None if wait is None else time.monotonic() + wait
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if deadline is not None and time.monotonic() >= deadline:
-                        yield False
-                        return
-                    time.sleep(0.05)
-            try:
-                yield True
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+        return locked(os.path.join(self.root, "locks", f"{cluster}.lock"), wait)
 
 
 # --------------------------------------------------------------------------- logging

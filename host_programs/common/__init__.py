@@ -1,0 +1,1 @@
+"""Helpers the host programs share: settings files, atomic writes and locks, topology."""

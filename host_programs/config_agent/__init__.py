@@ -1,0 +1,1 @@
+"""hostkit-config-agent: the web servers' runtime settings follow the global config."""
