@@ -734,10 +734,15 @@ def own_site(work: Path) -> Site:
 
 
 def converge_own_site(site: Site) -> None:
-    for book in ("playbooks/db.yml", "playbooks/memcached.yml", "playbooks/global_config.yml",
-                 "playbooks/failover_watcher.yml", "playbooks/web.yml"):
+    # failover_and_backups.yml for the monitor only: this site's clusters get no backups
+    # (the sandbox's bucket holds the sandbox's)
+    for book, *extra in (["playbooks/db.yml"], ["playbooks/memcached.yml"],
+                         ["playbooks/global_config.yml"],
+                         ["playbooks/failover_and_backups.yml", "--limit",
+                          "localhost:role_monitor"],
+                         ["playbooks/web.yml"]):
         start = time.monotonic()
-        result = playbook(site, book)
+        result = playbook(site, book, *extra)
         (site.work or Path("/tmp")).joinpath(Path(book).stem + ".log").write_text(
             result.stdout + result.stderr)
         site.timings[book] = round(time.monotonic() - start, 1)

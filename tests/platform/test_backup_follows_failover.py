@@ -1,5 +1,5 @@
 """The binary log stream of the backups follows the master through a failover, on real
-containers: the mysql_backup role on the backup replica (playbooks/backups.yml,
+containers: the mysql_backup role on the backup replica (playbooks/failover_and_backups.yml,
 mysql_backup_source_owner=global_config, the default with a global config), a snapshot, then
 a fault on the master (kill -9: the stream's connection breaks and the service restarts,
 reading the global config first; the master cut off the network: the connection hangs, and
@@ -118,14 +118,14 @@ def bucket(site: fs.Site) -> Iterator[str]:
     own = f"{site.run}-backups" if site.own else ""
     name = fs.ensure_bucket(own) if own else "hostkit-sandbox-backups"
     extra = ["-e", f"mysql_backup_bucket={name}"] if own else []
-    result = fs.playbook(site, "playbooks/backups.yml", *extra)
+    result = fs.playbook(site, "playbooks/failover_and_backups.yml", *extra)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     config = read_json_in(backup_host(site), "/etc/hostkit/mysql-backup.json")
     assert config["global_config_bucket"] == site.bucket
     assert config["global_config_key"] == site.key
     first = wait_following(site, name, str(site.positions()["master"]))
     FIGURES["before"] = {"master": first["master"], "series": first["series"]}
-    snapshot = fs.playbook(site, "playbooks/backup.yml", "-e", f"cluster={fs.CLUSTER}", *extra)
+    snapshot = fs.playbook(site, "playbooks/backup_now.yml", "-e", f"cluster={fs.CLUSTER}", *extra)
     assert snapshot.returncode == 0, snapshot.stdout[-6000:] + snapshot.stderr[-2000:]
     yield name
     if own:

@@ -5,11 +5,11 @@ endpoint `aws` on network hostkit, a bucket of this run's own):
     (product `hello`'s own); the mysql_backup role on the backup replica converges, and a
     second run changes nothing;
  2. rows are written on the master without pause (one every ~50 ms, each acknowledged row
-    recorded with its commit time) while playbooks/backup.yml takes a snapshot on the backup
+    recorded with its commit time) while playbooks/backup_now.yml takes a snapshot on the backup
     replica and the master's binary logs stream to S3;
  3. a failed snapshot (bucket missing, then S3 unreachable) leaves "latest" and the snapshots
     as they were, marks the systemd unit failed and records the error in the state file, and
-    playbooks/backup.yml fails naming it;
+    playbooks/backup_now.yml fails naming it;
  4. the cluster is destroyed (docker rm -f, writes still going);
  5. playbooks/restore.yml to a second chosen while the writes went on, into a NEW server:
     exactly the rows committed up to that second are there (count, ids and a content
@@ -275,7 +275,7 @@ def writes(sandbox: Sandbox) -> Iterator[Writer]:
 
 
 def test_backup_now_on_the_backup_replica(sandbox: Sandbox, writes: Writer) -> None:
-    proc = sandbox.playbook("playbooks/backup.yml", "-e", f"cluster={CLUSTER}",
+    proc = sandbox.playbook("playbooks/backup_now.yml", "-e", f"cluster={CLUSTER}",
                             step="backup_now")
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     success = sandbox.status()["backup"]["backup"]["last_success"]
@@ -323,7 +323,7 @@ def test_failed_backup_changes_nothing_and_says_so(sandbox: Sandbox, writes: Wri
         state = sandbox.status()["backup"]["backup"]
         assert state["status"] == "failed" and message in state["last_error"]["message"]
         assert state["last_success"]["data_key"] == latest_before["data_key"]
-        playbook = sandbox.playbook("playbooks/backup.yml", step=f"backup_fails_{len(message)}")
+        playbook = sandbox.playbook("playbooks/backup_now.yml", step=f"backup_fails_{len(message)}")
         assert playbook.returncode != 0
         assert message in " ".join(playbook.stdout.split()), playbook.stdout[-3000:]
     finally:

@@ -96,7 +96,8 @@ def test_positional_and_options_follow_the_signature(name: str) -> None:
                          for p in inspect.signature(FILTERS[name][1]).parameters.values())
     unknown = sorted(set(doc.get("options") or {}) - set(arguments) - {"_input"})
     # a filter with **keywords documents what it forwards as one more option
-    assert not unknown or (takes_keywords and len(unknown) == 1), f"{name}.yml: options the function does not take: {', '.join(unknown)}"
+    assert not unknown or (takes_keywords and len(unknown) == 1), \
+        f"{name}.yml: options the function does not take: {', '.join(unknown)}"
 
 
 @pytest.mark.parametrize("path", DOC_FILES, ids=[p.name for p in DOC_FILES])
