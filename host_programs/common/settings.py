@@ -37,9 +37,27 @@ class SettingsError(ValueError):
     the file and every problem."""
 
 
+# Keywords about a whole object: their own message says what is wrong better than the
+# description of the object would.
+_OBJECT_KEYWORDS = frozenset({"required", "additionalProperties", "uniqueItems"})
+
+
 def _place(error: Any) -> str:
-    path = ".".join(str(part) for part in error.absolute_path)
-    return path or "(top level)"
+    """Where in the document: `products[0].path`, or `(top level)`."""
+    place = ""
+    for part in error.absolute_path:
+        place += f"[{part}]" if isinstance(part, int) else (f".{part}" if place else str(part))
+    return place or "(top level)"
+
+
+def _message(error: Any) -> str:
+    """jsonschema's message, or 'must be <description>, got <value>' where the schema of
+    the value describes what it expects (a pattern or a range says little on its own)."""
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    description = schema.get("description")
+    if description and error.validator not in _OBJECT_KEYWORDS:
+        return f"must be {description}, got {error.instance!r}"
+    return str(error.message)
 
 
 def problems(data: Any, schema: Mapping[str, Any]) -> list[str]:
@@ -49,7 +67,7 @@ def problems(data: Any, schema: Mapping[str, Any]) -> list[str]:
                             f"{JSONSCHEMA_IMPORT_ERROR}")
     validator = jsonschema.Draft7Validator(schema)
     errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
-    return [f"{_place(e)}: {e.message}" for e in errors]
+    return [f"{_place(e)}: {_message(e)}" for e in errors]
 
 
 def read_json(path: str) -> Any:

@@ -29,7 +29,6 @@ import logging
 import os
 import pwd
 import random
-import re
 import signal
 import stat
 import sys
@@ -40,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from host_programs.common import settings
 from host_programs.common.atomic_files import write_atomic as atomic_write
 from host_programs.config_agent.runtime_settings import (
     DEFAULT_DB_PORT,
@@ -112,129 +112,115 @@ class AgentConfig:
         return f"s3://{self.bucket}/{self.key}"
 
 
-_TOP_FIELDS = {"bucket", "key", "products", "region", "endpoint_url", "interval", "backoff_max",
-               "state_file", "reload_request", "connect_timeout", "read_timeout"}
-_PRODUCT_FIELDS = {"name", "path", "mode", "group", "owner", "database", "memcached", "reload",
-                   "db_port", "memcached_port"}
+_TEXT_OR_NULL = {"type": ["string", "null"]}
+_ABSOLUTE_OR_NULL = {"type": ["string", "null"], "pattern": "^(/.*)?$",
+                     "description": "an absolute path"}
+_SECONDS = {"type": "number", "minimum": 0.1, "description": "a number >= 0.1 (seconds)"}
+_PORT = {"type": "integer", "minimum": 1, "maximum": 65535,
+         "description": "a port number 1-65535"}
+
+# The configuration file the role writes (roles/config_agent/templates); `--check-config`
+# and every start check it against this schema (host_programs/common/settings.py).
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["bucket", "key", "products"],
+    "properties": {
+        "bucket": {"type": "string", "minLength": 1, "description": "an S3 bucket name"},
+        "key": {"type": "string", "minLength": 1, "description": "an S3 object key"},
+        "region": _TEXT_OR_NULL,
+        "endpoint_url": _TEXT_OR_NULL,
+        "interval": _SECONDS,
+        "backoff_max": _SECONDS,
+        "state_file": _ABSOLUTE_OR_NULL,
+        "reload_request": _ABSOLUTE_OR_NULL,
+        "connect_timeout": _SECONDS,
+        "read_timeout": _SECONDS,
+        "products": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "path"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1,
+                             "description": "a product name"},
+                    "path": {"type": "string", "pattern": "^/",
+                             "description": "an absolute path"},
+                    # the owner must be able to read: 4-7 in the owner's digit
+                    "mode": {"type": "string", "pattern": "^0?[4-7][0-7]{2}$",
+                             "description": "an octal file mode in a string, such as "
+                                            "'0640', that lets the owner read"},
+                    "group": _TEXT_OR_NULL,
+                    "owner": _TEXT_OR_NULL,
+                    "database": {"type": ["object", "null"],
+                                 "properties": {"name": {"type": "string"},
+                                                "user": {"type": "string"}},
+                                 "description": "null or a mapping of name and user"},
+                    "memcached": {"type": "boolean", "description": "true or false"},
+                    "reload": {"type": "boolean", "description": "true or false"},
+                    "db_port": _PORT,
+                    "memcached_port": _PORT,
+                },
+            },
+        },
+    },
+}
 
 
-def _text(data: Mapping[str, Any], name: str, where: str, required: bool = False) -> str | None:
-    value = data.get(name)
-    if value is None or value == "":
-        if required:
-            raise AgentError(f"{where}: field '{name}' is required")
-        return None
-    if not isinstance(value, str):
-        raise AgentError(f"{where}: field '{name}' must be a string, got {value!r}")
-    return value
-
-
-def _number(data: Mapping[str, Any], name: str, where: str, default: float,
-            minimum: float) -> float:
-    value = data.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-        raise AgentError(f"{where}: field '{name}' must be a number >= {minimum}, got {value!r}")
-    return float(value)
-
-
-def _absolute(value: str | None, name: str, where: str) -> str | None:
-    if value is not None and not os.path.isabs(value):
-        raise AgentError(f"{where}: field '{name}' must be an absolute path, got '{value}'")
-    return value
-
-
-def _mode(value: Any, where: str) -> int:
-    if not isinstance(value, str) or not re.fullmatch(r"0?[0-7]{3}", value):
-        mode = -1
-    else:
-        mode = int(value, 8)
-    if mode < 0 or mode & 0o400 == 0:
-        raise AgentError(f"{where}: field 'mode' must be an octal file mode in a string, such "
-                         f"as '0640', that lets the owner read; got {value!r}")
-    return mode
-
-
-def _port(value: Any, name: str, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise AgentError(f"{where}: field '{name}' must be a port number 1-65535, got {value!r}")
-    return value
-
-
-def _product(data: Any, index: int) -> ProductTarget:
-    where = f"products[{index}]"
-    if not isinstance(data, Mapping):
-        raise AgentError(f"{where}: expected a mapping, got {data!r}")
-    name = _text(data, "name", where, required=True)
-    where = f"product '{name}'"
-    unknown = sorted(set(data) - _PRODUCT_FIELDS)
-    if unknown:
-        raise AgentError(f"{where}: unknown field(s) {', '.join(unknown)}")
-    path = _absolute(_text(data, "path", where, required=True), "path", where)
-    database = data.get("database")
-    if database is not None and not (
-            isinstance(database, Mapping)
-            and all(isinstance(database.get(k, ""), str) for k in ("name", "user"))):
-        raise AgentError(f"{where}: field 'database' must be null or a mapping of name and "
-                         f"user, got {database!r}")
-    memcached = data.get("memcached", False)
-    if not isinstance(memcached, bool):
-        raise AgentError(f"{where}: field 'memcached' must be true or false, got {memcached!r}")
-    reload = data.get("reload", True)
-    if not isinstance(reload, bool):
-        raise AgentError(f"{where}: field 'reload' must be true or false, got {reload!r}")
-    assert name is not None and path is not None
+def _product(data: Mapping[str, Any]) -> ProductTarget:
+    """A product entry that passed the schema."""
     return ProductTarget(
-        name=name, path=path, mode=_mode(data.get("mode", "0640"), where),
-        group=_text(data, "group", where), owner=_text(data, "owner", where),
-        database=database, memcached=memcached, reload=reload,
-        db_port=_port(data.get("db_port", DEFAULT_DB_PORT), "db_port", where),
-        memcached_port=_port(data.get("memcached_port", DEFAULT_MEMCACHED_PORT),
-                             "memcached_port", where))
+        name=data["name"], path=data["path"], mode=int(data.get("mode", "0640"), 8),
+        group=data.get("group") or None, owner=data.get("owner") or None,
+        database=data.get("database"), memcached=data.get("memcached", False),
+        reload=data.get("reload", True),
+        db_port=data.get("db_port", DEFAULT_DB_PORT),
+        memcached_port=data.get("memcached_port", DEFAULT_MEMCACHED_PORT))
+
+
+def _twice(targets: Sequence[ProductTarget]) -> list[str]:
+    """Names or paths that two products share (each would overwrite the other's file)."""
+    found = []
+    for label in ("name", "path"):
+        values = [getattr(t, label) for t in targets]
+        twice = sorted({v for v in values if values.count(v) > 1})
+        if twice:
+            found.append(f"products: {label} {', '.join(twice)} appears twice")
+    return found
+
+
+def _convert(values: dict[str, Any]) -> dict[str, Any]:
+    """Checked values to AgentConfig's fields: empty texts are unset, no reload request
+    file unless one is named, the backoff cap never below the interval."""
+    values = {k: (None if v == "" else v) for k, v in values.items()}
+    values["products"] = tuple(_product(p) for p in values["products"])
+    values["reload_request"] = values.get("reload_request")
+    values["state_file"] = values.get("state_file") or AgentConfig.state_file
+    for name in ("interval", "backoff_max", "connect_timeout", "read_timeout"):
+        values[name] = float(values.get(name, getattr(AgentConfig, name)))
+    values["backoff_max"] = max(values["interval"], values["backoff_max"])
+    return values
 
 
 def parse_config(data: Any, source: str = "the agent's configuration") -> AgentConfig:
-    """The configuration, or AgentError naming the field that is wrong."""
-    if not isinstance(data, Mapping):
-        raise AgentError(f"{source}: expected a JSON object")
-    unknown = sorted(set(data) - _TOP_FIELDS)
-    if unknown:
-        raise AgentError(f"{source}: unknown field(s) {', '.join(unknown)}")
-    products = data.get("products")
-    if not isinstance(products, list):
-        raise AgentError(f"{source}: field 'products' must be a list")
-    targets = tuple(_product(p, i) for i, p in enumerate(products))
-    names = [t.name for t in targets]
-    paths = [t.path for t in targets]
-    for label, values in (("name", names), ("path", paths)):
-        twice = sorted({v for v in values if values.count(v) > 1})
-        if twice:
-            raise AgentError(f"{source}: products: {label} {', '.join(twice)} appears twice")
-    interval = _number(data, "interval", source, 2.0, 0.1)
-    bucket = _text(data, "bucket", source, required=True)
-    key = _text(data, "key", source, required=True)
-    assert bucket is not None and key is not None
-    return AgentConfig(
-        bucket=bucket, key=key, products=targets,
-        region=_text(data, "region", source), endpoint_url=_text(data, "endpoint_url", source),
-        interval=interval,
-        backoff_max=max(interval, _number(data, "backoff_max", source, 30.0, 0.1)),
-        state_file=_absolute(_text(data, "state_file", source), "state_file", source)
-        or AgentConfig.state_file,
-        reload_request=_absolute(_text(data, "reload_request", source), "reload_request",
-                                 source),
-        connect_timeout=_number(data, "connect_timeout", source, 2.0, 0.1),
-        read_timeout=_number(data, "read_timeout", source, 5.0, 0.1))
+    """The configuration, or AgentError naming every field that is wrong."""
+    try:
+        config = settings.build(data, SCHEMA, AgentConfig, source, _convert)
+    except settings.SettingsError as exc:
+        raise AgentError(str(exc)) from None
+    twice = _twice(config.products)
+    if twice:
+        raise AgentError(f"{source}: " + "; ".join(twice))
+    return config
 
 
 def read_config(path: str) -> AgentConfig:
+    """The configuration file, checked (as `--check-config` does)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except OSError as exc:
-        raise AgentError(f"cannot read the configuration {path}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise AgentError(f"the configuration {path} is not JSON: {exc}") from None
-    return parse_config(data, path)
+        return parse_config(settings.read_json(path), path)
+    except settings.SettingsError as exc:
+        raise AgentError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------- files

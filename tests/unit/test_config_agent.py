@@ -182,8 +182,8 @@ def test_a_product_that_reads_its_settings_on_each_request_gets_no_reload(
 
 
 def test_reload_must_be_a_boolean(tmp_path: Path) -> None:
-    with pytest.raises(ca.AgentError, match="product 'hello': field 'reload' must be true or "
-                                             "false, got 'no'"):
+    with pytest.raises(ca.AgentError, match="products\\[0\\].reload: must be true or false, "
+                                             "got 'no'"):
         ca.parse_config({"bucket": BUCKET, "key": KEY, "products": [
             dict(HELLO, path=str(tmp_path / "runtime.json"), reload="no")]})
 
@@ -463,23 +463,27 @@ def valid_config(**changes: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("changes", "expected"), [
-    ({"bucket": ""}, "field 'bucket' is required"),
-    ({"interval": 0}, "field 'interval' must be a number >= 0.1"),
-    ({"products": {}}, "field 'products' must be a list"),
-    ({"colour": 1}, "unknown field(s) colour"),
+    ({"bucket": ""}, "bucket: must be an S3 bucket name, got ''"),
+    ({"interval": 0}, "interval: must be a number >= 0.1 (seconds), got 0"),
+    ({"products": {}}, "products: {} is not of type 'array'"),
+    ({"colour": 1}, "('colour' was unexpected)"),
     ({"products": [{"name": "hello", "path": "runtime.json"}]},
-     "product 'hello': field 'path' must be an absolute path"),
+     "products[0].path: must be an absolute path, got 'runtime.json'"),
     ({"products": [{"name": "hello", "path": "/a", "mode": 640}]},
-     "product 'hello': field 'mode' must be an octal file mode in a string"),
+     "products[0].mode: must be an octal file mode in a string"),
+    ({"products": [{"name": "hello", "path": "/a", "mode": "0240"}]},
+     "products[0].mode: must be an octal file mode in a string, such as '0640', that lets "
+     "the owner read, got '0240'"),
     ({"products": [{"name": "hello", "path": "/a", "memcached": "yes"}]},
-     "product 'hello': field 'memcached' must be true or false"),
+     "products[0].memcached: must be true or false, got 'yes'"),
     ({"products": [{"name": "hello", "path": "/a", "db_port": 0}]},
-     "product 'hello': field 'db_port' must be a port number"),
+     "products[0].db_port: must be a port number 1-65535, got 0"),
     ({"products": [{"name": "hello", "path": "/a", "database": "hello"}]},
-     "product 'hello': field 'database' must be null or a mapping"),
+     "products[0].database: must be null or a mapping of name and user, got 'hello'"),
     ({"products": [{"name": "hello", "path": "/a"}, {"name": "hello", "path": "/b"}]},
      "products: name hello appears twice"),
-    ({"products": [{"path": "/a"}]}, "products[0]: field 'name' is required"),
+    ({"products": [{"path": "/a"}]}, "products[0]: 'name' is a required property"),
+    ({"state_file": "state.json"}, "state_file: must be an absolute path, got 'state.json'"),
 ])
 def test_configuration_errors_name_the_field(changes: dict[str, Any], expected: str) -> None:
     with pytest.raises(ca.AgentError, match=None) as info:
@@ -487,9 +491,19 @@ def test_configuration_errors_name_the_field(changes: dict[str, Any], expected: 
     assert expected in str(info.value)
 
 
+def test_every_problem_of_a_configuration_is_named_at_once() -> None:
+    with pytest.raises(ca.AgentError) as info:
+        ca.parse_config(valid_config(interval=0, key="", colour=1), "config.json")
+    message = str(info.value)
+    assert message.startswith("config.json: ")
+    for expected in ("interval: must be", "key: must be", "'colour' was unexpected"):
+        assert expected in message
+
+
 def test_configuration_defaults() -> None:
     config = ca.parse_config(valid_config(interval=5, backoff_max=1))
     assert config.interval == 5 and config.backoff_max == 5  # the cap is never below
+    assert config.state_file == ca.AgentConfig.state_file and config.read_timeout == 5.0
     assert config.products[0].mode == 0o640 and config.products[0].database is None
     assert config.reload_request is None and config.source == "s3://b/k"
 
