@@ -1,6 +1,6 @@
-"""host_programs/failover/watcher.py: the watcher's rounds, its failovers, restarts, the
-anti-flap window, returning old masters and the planned switchover, against a simulated
-cluster and the global config in moto's S3."""
+"""host_programs/failover/ (watcher.py and the modules of its commands): the watcher's
+rounds, its failovers, restarts, the anti-flap window, returning old masters and the
+planned switchover, against a simulated cluster and the global config in moto's S3."""
 
 from __future__ import annotations
 
@@ -14,6 +14,13 @@ from moto import mock_aws
 
 from host_programs.failover import decide as fo
 from host_programs.failover import watcher as fw
+from host_programs.failover.check import check
+from host_programs.failover.config import WatcherConfig, WatcherError, parse_config, read_config
+from host_programs.failover.logs import stamp_epoch
+from host_programs.failover.loop import Watcher
+from host_programs.failover.state import StateDir
+from host_programs.failover.steps import utc_stamp
+from host_programs.failover.switchover import abandon, switchover
 from module_utils.global_config import GlobalConfig
 from tests.unit.fake_cluster import FakeCluster, FakeOperationalError, document, standard_cluster
 
@@ -67,13 +74,13 @@ class Clock:
         self.wall_time += seconds
 
 
-def config(tmp_path: Any, **kw: Any) -> fw.WatcherConfig:
+def config(tmp_path: Any, **kw: Any) -> WatcherConfig:
     data = {"bucket": BUCKET, "key": KEY, "mysql_user": "hostkit_failover",
             "mysql_password": "pw", "replication_user": "hostkit_repl",
             "replication_password": "rpw", "state_dir": str(tmp_path / "state"),
             "rounds": 3, "silence": 1.5, "interval": 0.5, "anti_flap_window": 600,
             "config_poll_interval": 0.1, "retry_interval": 1, **kw}
-    return fw.parse_config(data)
+    return parse_config(data)
 
 
 @pytest.fixture
@@ -95,12 +102,12 @@ class World:
         self.clock = Clock()
         self.fencer = Fencer(cluster)
 
-    def watcher(self, **kw: Any) -> fw.Watcher:
-        return fw.Watcher(config(self.tmp_path, **kw), self.store, self.fencer,
-                          Driver(self.cluster), self.clock.clock, self.clock.wall,
-                          self.clock.sleep)
+    def watcher(self, **kw: Any) -> Watcher:
+        return Watcher(config(self.tmp_path, **kw), self.store, self.fencer,
+                       Driver(self.cluster), self.clock.clock, self.clock.wall,
+                       self.clock.sleep)
 
-    def rounds(self, watcher: fw.Watcher, count: int) -> None:
+    def rounds(self, watcher: Watcher, count: int) -> None:
         for _ in range(count):
             watcher.tick()
             self.clock.advance(0.5)
@@ -117,10 +124,10 @@ class World:
 
 
 def test_config_errors_name_every_field(tmp_path: Any) -> None:
-    with pytest.raises(fw.WatcherError) as err:
-        fw.parse_config({"bucket": "b", "rounds": 0, "interval": "fast", "colour": "red",
-                         "fence": {"method": "magic"}, "clusters": "hello",
-                         "aws_environment": {"HOME": "/root"}}, "cfg.json")
+    with pytest.raises(WatcherError) as err:
+        parse_config({"bucket": "b", "rounds": 0, "interval": "fast", "colour": "red",
+                      "fence": {"method": "magic"}, "clusters": "hello",
+                      "aws_environment": {"HOME": "/root"}}, "cfg.json")
     message = str(err.value)
     for part in ("unknown field 'colour'", "field 'key' is required",
                  "field 'rounds' must be a number from 1", "field 'interval' must be a number",
@@ -134,10 +141,10 @@ def test_config_errors_name_every_field(tmp_path: Any) -> None:
 def test_read_config_names_the_file(tmp_path: Any) -> None:
     path = tmp_path / "c.json"
     path.write_text("{not json")
-    with pytest.raises(fw.WatcherError, match=f"{path}: not JSON"):
-        fw.read_config(str(path))
-    with pytest.raises(fw.WatcherError, match="cannot read the configuration"):
-        fw.read_config(str(tmp_path / "missing.json"))
+    with pytest.raises(WatcherError, match=f"{path}: not JSON"):
+        read_config(str(path))
+    with pytest.raises(WatcherError, match="cannot read the configuration"):
+        read_config(str(tmp_path / "missing.json"))
 
 
 # --------------------------------------------------------------------------- rounds
@@ -179,7 +186,7 @@ def test_two_products_on_one_cluster_fail_over_in_one_journal_and_one_write(
     assert doc["clusters"]["main"]["db"] == moved
     assert doc["products"]["hello"]["db"] == doc["products"]["shop"]["db"] == moved
     assert doc["epoch"] == epoch + 1 and doc["servers"]["db-1"]["state"] == "fenced"
-    journals = fw.StateDir(str(world.tmp_path / "state")).journals()
+    journals = StateDir(str(world.tmp_path / "state")).journals()
     assert [(j.cluster, j.products, j.status) for j in journals] == [
         ("main", ["hello", "shop"], fo.DONE)]
     assert list(world.state()["clusters"]) == ["main"]
@@ -227,7 +234,7 @@ def test_a_cluster_of_its_own_fails_over_independently(world: World) -> None:
     doc = world.doc()
     assert doc["clusters"]["hello"]["db"]["master"] == "db-2"
     assert doc["clusters"]["solo"]["db"]["master"] == "db-6"
-    journals = fw.StateDir(str(world.tmp_path / "state")).journals()
+    journals = StateDir(str(world.tmp_path / "state")).journals()
     assert sorted((j.cluster, j.products) for j in journals) == [
         ("hello", ["hello"]), ("solo", ["solo"])]
 
@@ -242,7 +249,7 @@ def test_dead_master_failover_publishes_and_blocks_a_second_one(world: World) ->
                                               "slave_candidate": None, "backup": "db-4"}
     assert doc["servers"]["db-1"]["state"] == "fenced" and doc["epoch"] == 4
     assert world.fencer.calls == [("isolate", "db-1"), ("power_off", "db-1")]
-    [journal] = fw.StateDir(str(world.tmp_path / "state")).journals("hello")
+    [journal] = StateDir(str(world.tmp_path / "state")).journals("hello")
     assert journal.status == fo.DONE and journal.detected_at
     assert any("first failed check at" in r for r in journal.reasons)
     world.cluster.write("db-2", 2)
@@ -255,7 +262,7 @@ def test_dead_master_failover_publishes_and_blocks_a_second_one(world: World) ->
     assert state["verdict"] == fo.DEAD and not state["failover_allowed"]
     assert state["alerts"][-1]["event"] == "failover_refused_anti_flap"
     # an operator acknowledges: the next round fails over to the slave candidate's successor
-    fw.StateDir(str(world.tmp_path / "state")).ack("hello", None)
+    StateDir(str(world.tmp_path / "state")).ack("hello", None)
     world.rounds(watcher, 2)
     assert world.doc()["products"]["hello"]["db"]["master"] == "db-3"
     assert set(world.cluster.acked) <= set(world.cluster.dbs["db-3"].applied)
@@ -304,7 +311,7 @@ def test_restarted_watcher_finishes_the_failover(world: World) -> None:
     cluster = fo.Cluster.from_document(world.doc(), "hello")
     seen = watcher.servers.probe_all(["db-2", "db-3", "db-4"])
     choice = fo.choose(cluster, seen, seen["db-2"].flavor, "1", "0-1-10")
-    journal = fo.failover_plan(cluster, choice, fw.utc_stamp(), ["test"])
+    journal = fo.failover_plan(cluster, choice, utc_stamp(), ["test"])
     journal.steps[0].status = fo.DONE
     journal.steps[1].status = fo.RUNNING
     watcher.state.save_journal(journal)
@@ -332,11 +339,11 @@ def test_a_former_master_restarted_as_replica_is_no_restart_when_master_again(
         world: World) -> None:
     watcher = world.watcher()
     world.rounds(watcher, 2)                            # db-1's start time is remembered
-    fw.switchover(watcher, "hello", "db-2")
+    switchover(watcher, "hello", "db-2")
     world.clock.advance(3)
     world.rounds(watcher, 2)                            # db-2 is watched now
     world.cluster.dbs["db-1"].uptime = 5                # db-1 restarted while a replica
-    fw.switchover(watcher, "hello", "db-1")
+    switchover(watcher, "hello", "db-1")
     world.clock.advance(3)
     world.rounds(watcher, 4)
     assert world.doc()["products"]["hello"]["db"]["master"] == "db-1"
@@ -352,11 +359,11 @@ def test_an_operator_abandons_a_stuck_failover(world: World) -> None:
     cluster = fo.Cluster.from_document(world.doc(), "hello")
     seen = watcher.servers.probe_all(["db-2", "db-3", "db-4"])
     journal = fo.failover_plan(cluster, fo.choose(cluster, seen, seen["db-2"].flavor, "1",
-                                                  "0-1-10"), fw.utc_stamp(), ["test"])
+                                                  "0-1-10"), utc_stamp(), ["test"])
     watcher.state.save_journal(journal)
-    with pytest.raises(fw.WatcherError, match="no unfinished"):
-        fw.abandon(watcher.state, "other", "typo")
-    assert fw.abandon(watcher.state, "hello", "db-2 is gone for good") == journal.id
+    with pytest.raises(WatcherError, match="no unfinished"):
+        abandon(watcher.state, "other", "typo")
+    assert abandon(watcher.state, "hello", "db-2 is gone for good") == journal.id
     [abandoned] = watcher.state.journals("hello")
     assert abandoned.status == fo.ABORTED and "db-2 is gone for good" in abandoned.error
     assert watcher.state.unfinished("hello") is None
@@ -383,7 +390,7 @@ def test_locked_product_is_left_alone(world: World) -> None:
     world.cluster.dbs["db-1"].down = True
     with watcher.state.lock("hello") as mine:
         assert mine
-        other = fw.StateDir(str(world.tmp_path / "state"))
+        other = StateDir(str(world.tmp_path / "state"))
         with other.lock("hello", wait=0.1) as theirs:
             assert not theirs
         world.rounds(watcher, 5)         # a switchover holds the lock: hands off
@@ -397,7 +404,7 @@ def test_locked_product_is_left_alone(world: World) -> None:
 
 def test_switchover_to_the_candidate(world: World) -> None:
     watcher = world.watcher()
-    report = fw.switchover(watcher, "hello", None)
+    report = switchover(watcher, "hello", None)
     assert report["status"] == fo.DONE and report["new_master"] == "db-2"
     assert report["positions"] == {"master": "db-2", "candidate": "db-1",
                                    "slave_candidate": "db-3", "backup": "db-4"}
@@ -409,7 +416,7 @@ def test_switchover_to_the_candidate(world: World) -> None:
     assert doc["servers"]["db-1"]["state"] == "in_service"
     assert world.fencer.calls == []
     # and back, to the old master (now the candidate)
-    assert fw.switchover(watcher, "hello", "db-1")["new_master"] == "db-1"
+    assert switchover(watcher, "hello", "db-1")["new_master"] == "db-1"
     world.cluster.write("db-1", 1)
     for db in world.cluster.dbs.values():
         assert set(world.cluster.acked) <= set(db.applied)
@@ -422,32 +429,32 @@ def test_switchover_to_the_candidate(world: World) -> None:
 ])
 def test_switchover_checks_change_nothing(world: World, setup: Any, message: str) -> None:
     setup(world.cluster)
-    with pytest.raises(fw.WatcherError, match=message):
-        fw.switchover(world.watcher(), "hello", None)
+    with pytest.raises(WatcherError, match=message):
+        switchover(world.watcher(), "hello", None)
     assert world.doc()["epoch"] == 3
     assert world.cluster.dbs["db-1"].down or not world.cluster.dbs["db-1"].read_only
 
 
 def test_switchover_refuses_the_backup(world: World) -> None:
-    with pytest.raises(fw.WatcherError, match="'db-4' is backup"):
-        fw.switchover(world.watcher(), "hello", "db-4")
+    with pytest.raises(WatcherError, match="'db-4' is backup"):
+        switchover(world.watcher(), "hello", "db-4")
 
 
 # --------------------------------------------------------------------------- monitoring
 
 
 def test_nagios_check() -> None:
-    now = fw._epoch("2026-11-28T09:00:10.000Z")
+    now = stamp_epoch("2026-11-28T09:00:10.000Z")
     ok = {"updated_at": "2026-11-28T09:00:09.000Z", "clusters": {"hello": {
         "master": "db-1", "verdict": "alive", "failover_allowed": True}}}
-    assert fw.check(ok, 30, now) == (0, "OK: hello: master db-1 alive")
-    assert fw.check({**ok, "updated_at": "2026-11-28T08:00:00.000Z"}, 30, now)[0] == 2
+    assert check(ok, 30, now) == (0, "OK: hello: master db-1 alive")
+    assert check({**ok, "updated_at": "2026-11-28T08:00:00.000Z"}, 30, now)[0] == 2
     blocked = {**ok, "clusters": {"hello": {"master": "db-2", "verdict": "alive",
                                             "failover_allowed": False}}}
-    assert fw.check(blocked, 30, now)[0] == 1
+    assert check(blocked, 30, now)[0] == 1
     dead = {**ok, "clusters": {"hello": {"master": "db-2", "verdict": "dead"}}}
-    assert fw.check(dead, 30, now)[0] == 2
-    assert fw.check({}, 30, now)[0] == 3
+    assert check(dead, 30, now)[0] == 2
+    assert check({}, 30, now)[0] == 3
 
 
 def test_cli_ack_status_and_check(tmp_path: Any, capsys: Any) -> None:

@@ -1,8 +1,8 @@
 """The binary log stream follows the master of its database cluster in the global config
-document (clusters.<cluster>.db.master; host_programs/backup/program.py: document_master,
-SourceFollower, follower_for, run_stream), against moto in-process: a changed master
-rewrites the binlog source file atomically and restarts the stream; an unchanged document
-(304) does nothing; an invalid document, a lower epoch, a document without the cluster,
+document (clusters.<cluster>.db.master; host_programs/backup/follow.py: document_master,
+SourceFollower, follower_for; stream.py: run_stream), against moto in-process: a changed
+master rewrites the binlog source file atomically and restarts the stream; an unchanged
+document (304) does nothing; an invalid document, a lower epoch, a document without the cluster,
 without a master or for another cluster, and S3 down keep the source; several products on
 one cluster have one master; at start the file is put right before any connection. Also:
 where a new series starts on the new master, and SHOW BINLOG EVENTS' GTID list."""
@@ -24,8 +24,22 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from host_programs.backup import core as mb
-from host_programs.backup import program as run
+from host_programs.backup.config import Config, read_source
+from host_programs.backup.follow import (
+    SourceFollower,
+    document_master,
+    follower_for,
+    source_state_path,
+)
 from host_programs.backup.s3 import S3Store
+from host_programs.backup.stream import (
+    current_series_path,
+    gtid_list_from_events,
+    prepare_stream,
+    run_stream,
+    shipped_binlogs,
+)
+from host_programs.common.atomic_files import write_json_atomic
 from module_utils import global_config as gc
 from tests.unit.gc_helpers import BUCKET, KEY, Recorder, moto_s3, sample, store
 
@@ -53,26 +67,26 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 @pytest.fixture
-def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> run.Config:
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     stream = bin_dir / "mariadb-binlog"
     stream.write_text(f"#!{sys.executable}\n" + textwrap.dedent(FAKE_STREAM))
     stream.chmod(0o755)
     monkeypatch.setenv("FAKE_LOG", str(tmp_path / "calls.log"))
-    cfg = run.Config(cluster="hello", bucket="hostkit-test-backups", server="hostkit-db-4",
-                     region="us-east-1", binlog_options_file="",
-                     source_file=str(tmp_path / "etc" / "mysql-binlog-source.json"),
-                     state_dir=str(tmp_path / "state"), binlog_dir=str(tmp_path / "binlogs"),
-                     work_dir=str(tmp_path / "work"), env_file="",
-                     commands={"mariadb_binlog": str(stream)},
-                     global_config_bucket=BUCKET, global_config_key=KEY,
-                     global_config_interval=0.2)
-    run.write_json_atomic(cfg.source_file, OLD)
+    cfg = Config(cluster="hello", bucket="hostkit-test-backups", server="hostkit-db-4",
+                 region="us-east-1", binlog_options_file="",
+                 source_file=str(tmp_path / "etc" / "mysql-binlog-source.json"),
+                 state_dir=str(tmp_path / "state"), binlog_dir=str(tmp_path / "binlogs"),
+                 work_dir=str(tmp_path / "work"), env_file="",
+                 commands={"mariadb_binlog": str(stream)},
+                 global_config_bucket=BUCKET, global_config_key=KEY,
+                 global_config_interval=0.2)
+    write_json_atomic(cfg.source_file, OLD)
     return cfg
 
 
-def source(cfg: run.Config) -> dict[str, Any]:
+def source(cfg: Config) -> dict[str, Any]:
     return json.loads(Path(cfg.source_file).read_text())
 
 
@@ -107,8 +121,8 @@ def shared(doc: dict[str, Any]) -> dict[str, Any]:
     return gc.validate(doc)
 
 
-def follower(cfg: run.Config, client: Any) -> run.SourceFollower:
-    made = run.follower_for(cfg, client)
+def follower(cfg: Config, client: Any) -> SourceFollower:
+    made = follower_for(cfg, client)
     assert made is not None
     return made
 
@@ -120,45 +134,45 @@ def lines(text: str, needle: str) -> list[str]:
 # ----------------------------------------------------------------------------- following
 
 def test_a_new_master_in_the_document_rewrites_the_source(
-        s3: Any, config: run.Config, capsys: pytest.CaptureFixture[str]) -> None:
+        s3: Any, config: Config, capsys: pytest.CaptureFixture[str]) -> None:
     f = follower(config, s3)
     assert f.check() is False  # the document names the master the file names
     assert source(config) == OLD
     epoch = publish_master(s3, "hostkit-db-2", "hostkit-db-3")
     assert f.check() is True
-    assert run.read_source(config.source_file) == ("172.18.0.12", 3306, "hostkit-db-2")
+    assert read_source(config.source_file) == ("172.18.0.12", 3306, "hostkit-db-2")
     assert source(config)["epoch"] == epoch == 13
     err = capsys.readouterr().err
     assert lines(err, "global config epoch 13 names master hostkit-db-2 (172.18.0.12:3306)"
                       ", the source file named hostkit-db-1 (172.18.0.11:3306)")
-    state = json.loads(run.source_state_path(config).read_text())
+    state = json.loads(source_state_path(config).read_text())
     assert state["epoch"] == 13 and state["master"] == "hostkit-db-2"
     assert state["last_error"] is None
     assert f.check() is False  # settled: nothing more to do
 
 
-def test_the_port_comes_from_the_configuration(s3: Any, config: run.Config) -> None:
+def test_the_port_comes_from_the_configuration(s3: Any, config: Config) -> None:
     config.master_port = 3307
     assert follower(config, s3).check() is True
-    assert run.read_source(config.source_file) == ("172.18.0.11", 3307, "hostkit-db-1")
+    assert read_source(config.source_file) == ("172.18.0.11", 3307, "hostkit-db-1")
 
 
 def test_an_unchanged_document_is_a_304_and_changes_nothing(
-        s3: Any, config: run.Config, capsys: pytest.CaptureFixture[str]) -> None:
+        s3: Any, config: Config, capsys: pytest.CaptureFixture[str]) -> None:
     recorder = Recorder(s3)
     requests: list[dict[str, Any]] = []
     recorder.fail["get_object"] = lambda kwargs, _n: requests.append(kwargs)
     f = follower(config, recorder)
     assert f.check() is False
     before = os.stat(config.source_file)
-    state_before = run.source_state_path(config).read_text()
+    state_before = source_state_path(config).read_text()
     capsys.readouterr()
     for _ in range(3):
         assert f.check() is False
     assert [r.get("IfNoneMatch") for r in requests] == [None] + [f.reader.etag] * 3
     after = os.stat(config.source_file)
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
-    assert run.source_state_path(config).read_text() == state_before
+    assert source_state_path(config).read_text() == state_before
     assert capsys.readouterr().err == ""
 
 
@@ -168,7 +182,7 @@ def test_an_unchanged_document_is_a_304_and_changes_nothing(
     (sample(epoch="13"), "epoch: '13' is not of type 'integer'"),
 ])
 def test_an_invalid_document_keeps_the_source(
-        s3: Any, config: run.Config, capsys: pytest.CaptureFixture[str], bad: Any,
+        s3: Any, config: Config, capsys: pytest.CaptureFixture[str], bad: Any,
         message: str) -> None:
     f = follower(config, s3)
     f.check()
@@ -180,7 +194,7 @@ def test_an_invalid_document_keeps_the_source(
     problem = lines(err, "binlog source not checked against the global config")
     assert len(problem) == 1, err  # one line, not one per retry
     assert message in problem[0] and "keeping" in problem[0]
-    state = json.loads(run.source_state_path(config).read_text())
+    state = json.loads(source_state_path(config).read_text())
     assert message in state["last_error"]["message"]
     # A good document afterwards is followed, and the recovery is said once.
     put_raw(s3, moved(sample(epoch=14)))
@@ -189,7 +203,7 @@ def test_an_invalid_document_keeps_the_source(
 
 
 def test_a_lower_epoch_keeps_the_source_also_after_a_restart(
-        s3: Any, config: run.Config, capsys: pytest.CaptureFixture[str]) -> None:
+        s3: Any, config: Config, capsys: pytest.CaptureFixture[str]) -> None:
     assert follower(config, s3).check() is False  # epoch 12 accepted and remembered
     put_raw(s3, moved(sample(epoch=11)))
     f = follower(config, s3)  # a restarted stream: the floor comes from the state file
@@ -204,7 +218,7 @@ def test_a_lower_epoch_keeps_the_source_also_after_a_restart(
     ({"backup": None}, "does not list this server 'hostkit-db-4'"),
 ])
 def test_a_document_without_our_master_keeps_the_source(
-        s3: Any, config: run.Config, capsys: pytest.CaptureFixture[str], change: dict,
+        s3: Any, config: Config, capsys: pytest.CaptureFixture[str], change: dict,
         message: str) -> None:
     store(s3).update(lambda d: gc.set_cluster(d, "hello", db=change), "test")
     f = follower(config, s3)
@@ -215,21 +229,21 @@ def test_a_document_without_our_master_keeps_the_source(
 
 def test_document_master_is_the_clusters_master() -> None:
     doc = gc.validate(sample())
-    assert run.document_master(doc, "hello", "hostkit-db-4") == ("hostkit-db-1", "172.18.0.11")
+    assert document_master(doc, "hello", "hostkit-db-4") == ("hostkit-db-1", "172.18.0.11")
     # The cluster's positions count, whatever a product repeats of them.
     doc["products"]["hello"]["db"] = dict(doc["products"]["hello"]["db"], master="hostkit-db-3")
-    assert run.document_master(doc, "hello", "hostkit-db-4")[0] == "hostkit-db-1"
+    assert document_master(doc, "hello", "hostkit-db-4")[0] == "hostkit-db-1"
 
 
 def test_document_master_of_two_products_on_one_cluster() -> None:
     doc = shared(sample())
     assert gc.cluster_products(doc) == {"main": ["hello", "notes"]}
-    assert run.document_master(doc, "main", "hostkit-db-4") == ("hostkit-db-1", "172.18.0.11")
+    assert document_master(doc, "main", "hostkit-db-4") == ("hostkit-db-1", "172.18.0.11")
     # One failover moves both products: still one master for the stream to follow.
     doc, _ = gc.set_cluster(doc, "main", db={"master": "hostkit-db-2",
                                              "candidate": "hostkit-db-1"})
     assert doc["products"]["notes"]["db"]["master"] == "hostkit-db-2"
-    assert run.document_master(doc, "main", "hostkit-db-4") == ("hostkit-db-2", "172.18.0.12")
+    assert document_master(doc, "main", "hostkit-db-4") == ("hostkit-db-2", "172.18.0.12")
 
 
 @pytest.mark.parametrize(("cluster", "server", "message"), [
@@ -240,11 +254,11 @@ def test_document_master_of_two_products_on_one_cluster() -> None:
 ])
 def test_document_master_names_what_is_missing(cluster: str, server: str, message: str) -> None:
     with pytest.raises(mb.BackupError, match=re.escape(message)):
-        run.document_master(shared(sample()), cluster, server)
+        document_master(shared(sample()), cluster, server)
 
 
 def test_a_cluster_of_several_products_is_followed(
-        s3: Any, config: run.Config, capsys: pytest.CaptureFixture[str]) -> None:
+        s3: Any, config: Config, capsys: pytest.CaptureFixture[str]) -> None:
     put_raw(s3, shared(sample(epoch=13)))
     config.cluster = "main"
     f = follower(config, s3)
@@ -256,7 +270,7 @@ def test_a_cluster_of_several_products_is_followed(
 
 
 def test_a_document_without_our_cluster_keeps_the_source(
-        s3: Any, config: run.Config, capsys: pytest.CaptureFixture[str]) -> None:
+        s3: Any, config: Config, capsys: pytest.CaptureFixture[str]) -> None:
     """The cluster was renamed (or this server is configured for a cluster the document
     does not know): nothing is followed, one line names clusters.<cluster>.db."""
     put_raw(s3, shared(sample(epoch=13)))
@@ -265,12 +279,12 @@ def test_a_document_without_our_cluster_keeps_the_source(
     assert source(config) == OLD
     assert len(lines(capsys.readouterr().err,
                      "epoch 13 has no cluster 'hello' (no clusters.hello.db)")) == 1
-    state = json.loads(run.source_state_path(config).read_text())
+    state = json.loads(source_state_path(config).read_text())
     assert "has no cluster 'hello'" in state["last_error"]["message"]
 
 
 def test_s3_down_keeps_the_source_and_retries(
-        s3: Any, config: run.Config, capsys: pytest.CaptureFixture[str]) -> None:
+        s3: Any, config: Config, capsys: pytest.CaptureFixture[str]) -> None:
     recorder = Recorder(s3)
     f = follower(config, recorder)
     assert f.check() is False
@@ -290,7 +304,7 @@ def test_s3_down_keeps_the_source_and_retries(
                                                      "from": f"s3://{BUCKET}/{KEY}"}
 
 
-def test_the_rewrite_is_atomic(s3: Any, config: run.Config,
+def test_the_rewrite_is_atomic(s3: Any, config: Config,
                                monkeypatch: pytest.MonkeyPatch,
                                capsys: pytest.CaptureFixture[str]) -> None:
     f = follower(config, s3)
@@ -303,13 +317,13 @@ def test_the_rewrite_is_atomic(s3: Any, config: run.Config,
     def broken(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(run.os, "replace", broken)
+    monkeypatch.setattr(os, "replace", broken)
     assert f.check() is False
     assert source(config) == OLD
     assert sorted(p.name for p in directory.iterdir()) == ["mysql-binlog-source.json"]
     assert lines(capsys.readouterr().err, "No space left on device")
     # The real rename: a new inode in one step; a reader never sees a part of the file.
-    monkeypatch.setattr(run.os, "replace", original)
+    monkeypatch.setattr(os, "replace", original)
     inode = os.stat(config.source_file).st_ino
     assert f.check() is True  # the file named hostkit-db-1, the document hostkit-db-2
     assert os.stat(config.source_file).st_ino != inode  # (both exist until the rename)
@@ -334,32 +348,32 @@ def test_the_rewrite_is_atomic(s3: Any, config: run.Config,
     assert sorted(p.name for p in directory.iterdir()) == ["mysql-binlog-source.json"]
 
 
-def test_no_bucket_no_follower(config: run.Config) -> None:
+def test_no_bucket_no_follower(config: Config) -> None:
     config.global_config_bucket = ""
-    assert run.follower_for(config) is None
+    assert follower_for(config) is None
 
 
 # ----------------------------------------------------------------------------- run_stream
 
-def test_the_source_is_put_right_before_connecting(s3: Any, config: run.Config) -> None:
+def test_the_source_is_put_right_before_connecting(s3: Any, config: Config) -> None:
     """At start the document already names the new master (the failover happened while the
     stream was down): the first connection goes to the new master, never to the old one."""
     publish_master(s3, "hostkit-db-2", "hostkit-db-3")
     asked: list[str] = []
 
-    def facts(_cfg: run.Config, host: str, port: int) -> tuple[int, list[str]]:
+    def facts(_cfg: Config, host: str, port: int) -> tuple[int, list[str]]:
         asked.append(host)
         raise mb.BackupError(f"cannot connect to master {host}:{port}")
 
     with pytest.raises(mb.BackupError, match="172.18.0.12:3306"):
-        run.run_stream(config, None, poll=0.05, facts=facts, follower=follower(config, s3))
+        run_stream(config, None, poll=0.05, facts=facts, follower=follower(config, s3))
     assert asked == ["172.18.0.12"]
     assert source(config)["name"] == "hostkit-db-2"
 
 
 def test_the_stream_follows_a_failover_while_streaming(
-        s3: Any, config: run.Config, capsys: pytest.CaptureFixture[str]) -> None:
-    def facts(_cfg: run.Config, host: str, _port: int) -> tuple[int, list[str]]:
+        s3: Any, config: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    def facts(_cfg: Config, host: str, _port: int) -> tuple[int, list[str]]:
         return {"172.18.0.11": 11, "172.18.0.12": 12}[host], ["b.000001"]
 
     def failover() -> None:
@@ -369,8 +383,8 @@ def test_the_stream_follows_a_failover_while_streaming(
     thread = threading.Thread(target=failover)
     thread.start()
     began = time.monotonic()
-    status = run.run_stream(config, None, poll=0.05, facts=facts,
-                            follower=follower(config, s3), starts=lambda *_: None)
+    status = run_stream(config, None, poll=0.05, facts=facts,
+                        follower=follower(config, s3), starts=lambda *_: None)
     thread.join()
     assert status == 0 and time.monotonic() - began < 20  # the fake stream runs 60 s
     assert source(config)["name"] == "hostkit-db-2"
@@ -390,12 +404,12 @@ def test_the_stream_follows_a_failover_while_streaming(
 
     thread = threading.Thread(target=next_failover)
     thread.start()
-    status = run.run_stream(config, None, poll=0.05, facts=lambda *_: (12, ["b.000001"]),
-                            follower=follower(config, s3), starts=lambda *_: None)
+    status = run_stream(config, None, poll=0.05, facts=lambda *_: (12, ["b.000001"]),
+                        follower=follower(config, s3), starts=lambda *_: None)
     thread.join()
     assert status == 0
     assert "--host=172.18.0.12" in Path(os.environ["FAKE_LOG"]).read_text()
-    current = json.loads(run.current_series_path(config).read_text())
+    current = json.loads(current_series_path(config).read_text())
     assert current["series"] == "hostkit-db-2-sid12" and current["host"] == "172.18.0.12"
     assert source(config)["name"] == "hostkit-db-3"
 
@@ -403,7 +417,7 @@ def test_the_stream_follows_a_failover_while_streaming(
 # ----------------------------------------------------------------------------- new series
 
 def test_a_new_series_starts_where_the_shipped_binlogs_end(
-        s3: Any, config: run.Config) -> None:
+        s3: Any, config: Config) -> None:
     """After a failover the new master's series starts at its newest binary log that
     begins at or before what the old master's series reached, found from S3's metadata and
     this host's shipping state."""
@@ -417,33 +431,33 @@ def test_a_new_series_starts_where_the_shipped_binlogs_end(
               "c.000004": {0: (12, 95)}}
     asked: list[str] = []
 
-    def start_of(_cfg: run.Config, host: str, _port: int, name: str) -> Any:
+    def start_of(_cfg: Config, host: str, _port: int, name: str) -> Any:
         assert host == "172.18.0.12"
         asked.append(name)
         return starts[name]
 
-    def facts(_cfg: run.Config, _host: str, _port: int) -> tuple[int, list[str]]:
+    def facts(_cfg: Config, _host: str, _port: int) -> tuple[int, list[str]]:
         return 12, sorted(starts)
 
-    series, _directory, start, command = run.prepare_stream(
+    series, _directory, start, command = prepare_stream(
         config, backups, "172.18.0.12", 3306, facts, "hostkit-db-2", start_of)
     assert (series, start, command[-1]) == ("hostkit-db-2-sid12", "c.000003", "c.000003")
     assert asked == ["c.000004", "c.000003"]
     # This host shipped more than S3 shows yet (its state file): a later file qualifies.
-    run.write_json_atomic(Path(config.state_dir, "binlog-state.json"), {"shipped": {
+    write_json_atomic(Path(config.state_dir, "binlog-state.json"), {"shipped": {
         "hostkit-db-1-sid11": {"b.000010": {"final": True, "offset": 9, "scan": {
             "gtid_end": "0-11-96"}}}}})
-    shipped = run.shipped_binlogs(config, backups)
+    shipped = shipped_binlogs(config, backups)
     assert shipped.position == {0: (11, 96)}
     assert shipped.series == {"hostkit-db-1-sid11"}
     Path(config.binlog_dir, "hostkit-db-2-sid12").rmdir()  # (nothing streamed into it)
-    series, _, start, _ = run.prepare_stream(config, backups, "172.18.0.12", 3306, facts,
-                                             "hostkit-db-2", start_of)
+    series, _, start, _ = prepare_stream(config, backups, "172.18.0.12", 3306, facts,
+                                         "hostkit-db-2", start_of)
     assert (series, start) == ("hostkit-db-2-sid12", "c.000004")
 
 
 def test_a_master_followed_again_gets_a_new_series(
-        s3: Any, config: run.Config, capsys: pytest.CaptureFixture[str]) -> None:
+        s3: Any, config: Config, capsys: pytest.CaptureFixture[str]) -> None:
     """db-1 -> db-2 -> db-1 again (a switchover back, or db-1 re-seeded with the same
     server_id and its binary logs numbered from 1 again): the stream never writes into the
     names db-1's first series shipped; a restart of the stream stays in its stint."""
@@ -452,13 +466,13 @@ def test_a_master_followed_again_gets_a_new_series(
     s3.put_object(Bucket=config.bucket, Key=mb.binlog_key("hello", "hostkit-db-1-sid11",
                                                           "b.000001"), Body=b"x", Metadata={
         "gtid-start": "", "gtid-end": "0-11-78", "first-ts": "1", "last-ts": "2"})
-    run.write_json_atomic(run.current_series_path(config), {"series": "hostkit-db-2-sid12"})
+    write_json_atomic(current_series_path(config), {"series": "hostkit-db-2-sid12"})
 
-    def facts(_cfg: run.Config, _host: str, _port: int) -> tuple[int, list[str]]:
+    def facts(_cfg: Config, _host: str, _port: int) -> tuple[int, list[str]]:
         return 11, ["b.000001", "b.000002"]
 
     starts = {"b.000001": {}, "b.000002": {0: (12, 120)}}
-    series, directory, start, _ = run.prepare_stream(
+    series, directory, start, _ = prepare_stream(
         config, backups, "172.18.0.11", 3306, facts, "hostkit-db-1",
         lambda _c, _h, _p, name: starts[name])
     assert mb.is_series_of(series, "hostkit-db-1-sid11") and series != "hostkit-db-1-sid11"
@@ -468,8 +482,8 @@ def test_a_master_followed_again_gets_a_new_series(
     # The stream restarts (same master): the same stint, from its newest local file.
     (directory / "b.000001").write_bytes(b"")
     (directory / "b.000002").write_bytes(b"")
-    again, _, start, _ = run.prepare_stream(config, backups, "172.18.0.11", 3306, facts,
-                                            "hostkit-db-1", lambda *_: None)
+    again, _, start, _ = prepare_stream(config, backups, "172.18.0.11", 3306, facts,
+                                        "hostkit-db-1", lambda *_: None)
     assert (again, start) == (series, "b.000002")
 
 
@@ -477,16 +491,16 @@ def test_gtid_list_from_show_binlog_events() -> None:
     rows = [("b.000003", 4, "Format_desc", 11, 256, "Server ver: 10.11.6-MariaDB-log"),
             ("b.000003", 256, "Gtid_list", 11, 299, "[0-11-75,1-12-7]"),
             ("b.000003", 299, "Binlog_checkpoint", 11, 339, "b.000003")]
-    assert run.gtid_list_from_events(rows) == {0: (11, 75), 1: (12, 7)}
-    assert run.gtid_list_from_events([("b.000001", 256, "Gtid_list", 11, 285, "[]")]) == {}
-    assert run.gtid_list_from_events(rows[:1]) is None
-    assert run.gtid_list_from_events([("b", 256, "Gtid_list", 11, 285, "[junk]")]) is None
+    assert gtid_list_from_events(rows) == {0: (11, 75), 1: (12, 7)}
+    assert gtid_list_from_events([("b.000001", 256, "Gtid_list", 11, 285, "[]")]) == {}
+    assert gtid_list_from_events(rows[:1]) is None
+    assert gtid_list_from_events([("b", 256, "Gtid_list", 11, 285, "[junk]")]) is None
     # A re-seeded server's first file: an empty list, then GTIDs that began long before.
     reseeded = [("b.000001", 256, "Gtid_list", 12, 285, "[]"),
                 ("b.000001", 285, "Binlog_checkpoint", 12, 325, "b.000001"),
                 ("b.000001", 325, "Gtid", 12, 367, "BEGIN GTID 0-12-151"),
                 ("b.000001", 367, "Query", 12, 450, "insert ...")]
-    assert run.gtid_list_from_events(reseeded) == {0: (12, 150)}
+    assert gtid_list_from_events(reseeded) == {0: (12, 150)}
     fresh = [("b.000001", 256, "Gtid_list", 1, 285, "[]"),
              ("b.000001", 325, "Gtid", 1, 367, "GTID 0-1-1")]
-    assert run.gtid_list_from_events(fresh) == {}
+    assert gtid_list_from_events(fresh) == {}

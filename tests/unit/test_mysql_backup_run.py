@@ -1,9 +1,9 @@
-"""host_programs/backup/program.py and mysql_backup_s3.py against moto (in-process S3):
-a backup end to end with stand-in commands (mariabackup, zstd, mbstream, mariadb,
-mariadb-binlog are small scripts here), failures that must leave "latest" alone and no
-upload behind, retention over versioned objects, binary log shipping in segments and whole
-files, the restore plan from what was shipped, download verification, the replay commands
-and the stream supervisor."""
+"""host_programs/backup/ (program.py, the modules of its commands, s3.py) against moto
+(in-process S3): a backup end to end with stand-in commands (mariabackup, zstd, mbstream,
+mariadb, mariadb-binlog are small scripts here), failures that must leave "latest" alone
+and no upload behind, retention over versioned objects, binary log shipping in segments and
+whole files, the restore plan from what was shipped, download verification, the replay
+commands and the stream supervisor."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,15 @@ import pytest
 from moto import mock_aws
 
 from host_programs.backup import core as mb
-from host_programs.backup import program as run
+from host_programs.backup import program
+from host_programs.backup.config import Config, load_config, load_env_file, read_source
+from host_programs.backup.restore import build_plan, fetch_snapshot, replay
+from host_programs.backup.retention import apply_retention, list_binlog_objects, list_manifests
 from host_programs.backup.s3 import S3Store
+from host_programs.backup.ship import Shipper
+from host_programs.backup.snapshot import run_backup
+from host_programs.backup.stream import current_series_path, prepare_stream, run_stream
+from host_programs.common.atomic_files import write_json_atomic
 from tests.unit.binlog_fixtures import binlog
 
 BUCKET = "hostkit-test-backups"
@@ -115,7 +123,7 @@ def s3() -> Iterator[Any]:
 
 
 @pytest.fixture
-def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> run.Config:
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     monkeypatch.setenv("FAKE_LOG", str(tmp_path / "calls.log"))
@@ -126,19 +134,19 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> run.Config:
         "mariadb": script(bin_dir, "mariadb", FAKE_MARIADB),
         "mariadb_binlog": script(bin_dir, "mariadb-binlog", FAKE_MARIADB_BINLOG),
     }
-    cfg = run.Config(cluster="hello", bucket=BUCKET, server="db-4", region="us-east-1",
-                     part_size_mb=5, keep_recent=3, keep_daily=2,
-                     mariabackup_options_file="", binlog_options_file="",
-                     source_file=str(tmp_path / "source.json"),
-                     state_dir=str(tmp_path / "state"), binlog_dir=str(tmp_path / "binlogs"),
-                     work_dir=str(tmp_path / "work"), commands=commands, compact_segments=3,
-                     env_file="")
+    cfg = Config(cluster="hello", bucket=BUCKET, server="db-4", region="us-east-1",
+                 part_size_mb=5, keep_recent=3, keep_daily=2,
+                 mariabackup_options_file="", binlog_options_file="",
+                 source_file=str(tmp_path / "source.json"),
+                 state_dir=str(tmp_path / "state"), binlog_dir=str(tmp_path / "binlogs"),
+                 work_dir=str(tmp_path / "work"), commands=commands, compact_segments=3,
+                 env_file="")
     path = tmp_path / "mysql-backup.json"
-    path.write_text(json.dumps(run.asdict(cfg)))
+    path.write_text(json.dumps(asdict(cfg)))
     return cfg
 
 
-def config_file(cfg: run.Config) -> str:
+def config_file(cfg: Config) -> str:
     return str(Path(cfg.source_file).parent / "mysql-backup.json")
 
 
@@ -151,17 +159,17 @@ def body(s3: Any, key: str) -> bytes:
     return s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
 
 
-def state(cfg: run.Config) -> dict:
+def state(cfg: Config) -> dict:
     return json.loads(Path(cfg.state_dir, "backup-state.json").read_text())
 
 
 # ----------------------------------------------------------------------------- backup
 
 def test_backup_uploads_in_parts_then_manifest_then_latest(
-        s3: Any, config: run.Config, monkeypatch: pytest.MonkeyPatch,
+        s3: Any, config: Config, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("FAKE_SIZE", str(12 * MB))
-    assert run.main(["--config", config_file(config), "backup"], client=s3) == 0
+    assert program.main(["--config", config_file(config), "backup"], client=s3) == 0
     out = json.loads(capsys.readouterr().out)
     manifest = out["manifest"]
     data = body(s3, manifest["data_key"])
@@ -184,16 +192,16 @@ def test_backup_uploads_in_parts_then_manifest_then_latest(
 
 
 def test_failed_mariabackup_leaves_latest_and_no_upload(
-        s3: Any, config: run.Config, monkeypatch: pytest.MonkeyPatch,
+        s3: Any, config: Config, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("FAKE_SIZE", str(7 * MB))
-    assert run.main(["--config", config_file(config), "backup"], client=s3) == 0
+    assert program.main(["--config", config_file(config), "backup"], client=s3) == 0
     before = body(s3, "hello/latest.json")
     objects = keys(s3)
     capsys.readouterr()
     monkeypatch.setenv("FAKE_FAIL", "1")
     time.sleep(1.1)  # a new second: a new key
-    assert run.main(["--config", config_file(config), "backup"], client=s3) == 1
+    assert program.main(["--config", config_file(config), "backup"], client=s3) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert err[0].startswith("hostkit-mysql-backup: backup failed: mariabackup exited with "
@@ -209,7 +217,7 @@ def test_failed_mariabackup_leaves_latest_and_no_upload(
 
 
 def test_upload_error_midway_aborts_the_multipart_upload(
-        s3: Any, config: run.Config, monkeypatch: pytest.MonkeyPatch) -> None:
+        s3: Any, config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_SIZE", str(12 * MB))
     real = s3.upload_part
     calls = {"n": 0}
@@ -221,78 +229,78 @@ def test_upload_error_midway_aborts_the_multipart_upload(
         return real(**kwargs)
 
     monkeypatch.setattr(s3, "upload_part", flaky)
-    assert run.main(["--config", config_file(config), "backup"], client=s3) == 1
+    assert program.main(["--config", config_file(config), "backup"], client=s3) == 1
     assert keys(s3) == []
     assert S3Store(BUCKET, client=s3).open_uploads("hello/") == []
     assert "connection reset by peer" in state(config)["backup"]["last_error"]["message"]
 
 
-def test_missing_bucket_is_named(s3: Any, config: run.Config,
+def test_missing_bucket_is_named(s3: Any, config: Config,
                                  capsys: pytest.CaptureFixture[str]) -> None:
     cfg = json.loads(Path(config_file(config)).read_text())
     cfg["bucket"] = "no-such-bucket"
     Path(config_file(config)).write_text(json.dumps(cfg))
-    assert run.main(["--config", config_file(config), "backup"], client=s3) == 1
+    assert program.main(["--config", config_file(config), "backup"], client=s3) == 1
     assert "bucket no-such-bucket does not exist" in capsys.readouterr().err
     assert state(config)["backup"]["status"] == "failed"
 
 
 def test_bad_configuration_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "c.json"
-    assert run.main(["--config", str(path), "backup"]) == 1
+    assert program.main(["--config", str(path), "backup"]) == 1
     assert f"configuration {path} is missing" in capsys.readouterr().err
     path.write_text(json.dumps({"cluster": "hello", "bucket": "b", "colour": "red"}))
-    assert run.main(["--config", str(path), "status"]) == 1
+    assert program.main(["--config", str(path), "status"]) == 1
     assert "unknown field(s) colour" in capsys.readouterr().err
     path.write_text(json.dumps({"bucket": "b"}))
-    assert run.main(["--config", str(path), "status"]) == 1
+    assert program.main(["--config", str(path), "status"]) == 1
     assert f"configuration {path}: cluster is missing" in capsys.readouterr().err
     path.write_text(json.dumps({"cluster": "Main", "bucket": "b"}))
-    assert run.main(["--config", str(path), "status"]) == 1
+    assert program.main(["--config", str(path), "status"]) == 1
     assert "cluster name 'Main' is not a lower-case id" in capsys.readouterr().err
 
 
 def test_a_legacy_configuration_with_product_is_read_as_the_cluster(
-        s3: Any, config: run.Config, tmp_path: Path,
+        s3: Any, config: Config, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     """A file the previous version of the role wrote names `product`: it is the cluster of
     that name (the same S3 prefix), without an error."""
     raw = json.loads(Path(config_file(config)).read_text())
     raw["product"] = raw.pop("cluster")
     Path(config_file(config)).write_text(json.dumps(raw))
-    loaded = run.load_config(config_file(config))
+    loaded = load_config(config_file(config))
     assert loaded.cluster == "hello" and loaded == config
-    assert run.main(["--config", config_file(config), "backup"], client=s3) == 0
+    assert program.main(["--config", config_file(config), "backup"], client=s3) == 0
     manifest = json.loads(capsys.readouterr().out)["manifest"]
     assert manifest["cluster"] == "hello" and manifest["data_key"].startswith("hello/snapshots/")
     # Both fields: the same name is fine, two names are refused, naming both.
     raw["cluster"] = "hello"
     Path(config_file(config)).write_text(json.dumps(raw))
-    assert run.load_config(config_file(config)).cluster == "hello"
+    assert load_config(config_file(config)).cluster == "hello"
     raw["cluster"] = "main"
     Path(config_file(config)).write_text(json.dumps(raw))
     with pytest.raises(mb.BackupError, match="cluster 'main' and the older field product "
                                              "'hello' differ"):
-        run.load_config(config_file(config))
+        load_config(config_file(config))
 
 
-def test_latest_does_not_move_back(s3: Any, config: run.Config) -> None:
+def test_latest_does_not_move_back(s3: Any, config: Config) -> None:
     store = S3Store(BUCKET, client=s3)
     t1 = datetime(2026, 11, 28, 9, 0, tzinfo=mb.UTC)
-    newer = run.run_backup(config, store, clock=lambda: t1 + timedelta(hours=1))
-    older = run.run_backup(config, store, clock=lambda: t1)
+    newer = run_backup(config, store, clock=lambda: t1 + timedelta(hours=1))
+    older = run_backup(config, store, clock=lambda: t1)
     assert newer.latest_updated and not older.latest_updated
     assert json.loads(body(s3, "hello/latest.json"))["data_key"] == newer.manifest["data_key"]
 
 
 # ----------------------------------------------------------------------------- retention
 
-def test_retention_deletes_every_version_of_expired_snapshots(s3: Any, config: run.Config
+def test_retention_deletes_every_version_of_expired_snapshots(s3: Any, config: Config
                                                               ) -> None:
     store = S3Store(BUCKET, client=s3)
     base = datetime(2026, 11, 20, 12, 0, tzinfo=mb.UTC)
     moments = [base + timedelta(days=d, minutes=15 * i) for d in range(4) for i in range(3)]
-    results = [run.run_backup(config, store, clock=lambda m=m: m) for m in moments]
+    results = [run_backup(config, store, clock=lambda m=m: m) for m in moments]
     # keep_recent 3 (the last day's three) + keep_daily 2 (the newest of the last two days).
     expected = sorted(r.manifest["data_key"] for r in results[8:])
     listing = keys(s3, "hello/snapshots/")
@@ -306,7 +314,7 @@ def test_retention_deletes_every_version_of_expired_snapshots(s3: Any, config: r
             assert not versions.get("Versions") and not versions.get("DeleteMarkers"), key
 
 
-def test_retention_sweeps_orphans_and_old_binlogs(s3: Any, config: run.Config) -> None:
+def test_retention_sweeps_orphans_and_old_binlogs(s3: Any, config: Config) -> None:
     store = S3Store(BUCKET, client=s3)
     now = datetime.now(mb.UTC)
     orphan = mb.snapshot_keys("hello", "db-4", now - timedelta(hours=10)).data
@@ -318,31 +326,31 @@ def test_retention_sweeps_orphans_and_old_binlogs(s3: Any, config: run.Config) -
     s3.put_object(Bucket=BUCKET, Key=prefix + "b.000002", Body=b"y",
                   Metadata={"gtid-start": "0-11-10", "gtid-end": "0-11-60", "first-ts": "3",
                             "last-ts": str(int(now.timestamp()) + 99)})
-    result = run.run_backup(config, store)  # fake GTID 0-11-42
+    result = run_backup(config, store)  # fake GTID 0-11-42
     assert result.retention["binlogs_deleted"] == ["m-sid11/b.000001"]
     assert keys(s3, prefix) == [prefix + "b.000002"]
     # The orphan is younger than the grace period by S3's clock: kept for now.
     assert orphan in keys(s3)
-    swept = run.apply_retention(config, store, now + timedelta(hours=7))
+    swept = apply_retention(config, store, now + timedelta(hours=7))
     assert swept["orphans"] == [orphan] and orphan not in keys(s3)
 
 
 # ----------------------------------------------------------------------------- shipping
 
-def write_series(cfg: run.Config, series: str, files: dict[str, bytes],
+def write_series(cfg: Config, series: str, files: dict[str, bytes],
                  current: bool = True) -> Path:
     directory = Path(cfg.binlog_dir, series)
     directory.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         (directory / name).write_bytes(data)
     if current:
-        run.write_json_atomic(run.current_series_path(cfg), {"series": series})
+        write_json_atomic(current_series_path(cfg), {"series": series})
     return directory
 
 
-def test_shipper_segments_then_whole_file_then_clean_up(s3: Any, config: run.Config) -> None:
+def test_shipper_segments_then_whole_file_then_clean_up(s3: Any, config: Config) -> None:
     store = S3Store(BUCKET, client=s3)
-    shipper = run.Shipper(config, store)
+    shipper = Shipper(config, store)
     first = binlog([(100, 0, 11, 1), (101, 0, 11, 2)], {}, created=99,
                    rotate_to="mariadb-bin.000002")
     second = binlog([(102, 0, 11, 3), (103, 0, 11, 4), (104, 0, 11, 5)], {0: (11, 2)},
@@ -367,7 +375,7 @@ def test_shipper_segments_then_whole_file_then_clean_up(s3: Any, config: run.Con
     assert shipper.ship_once() == ["segment:m-sid11/mariadb-bin.000002"]
     segs = keys(s3, prefix + "mariadb-bin.000002.seg-")
     assert b"".join(body(s3, k) for k in segs) == second
-    objects = run.list_binlog_objects(store, "hello")
+    objects = list_binlog_objects(store, "hello")
     growing = [o for o in objects if o.name == "mariadb-bin.000002"][0]
     assert not growing.final and growing.size == len(second)
     assert growing.gtid_start == {0: (11, 2)} and growing.gtid_end == {0: (11, 5)}
@@ -388,9 +396,9 @@ def test_shipper_segments_then_whole_file_then_clean_up(s3: Any, config: run.Con
     assert saved["shipped"]["m-sid11"]["mariadb-bin.000001"]["final"] is True
 
 
-def test_shipper_compacts_many_segments(s3: Any, config: run.Config) -> None:
+def test_shipper_compacts_many_segments(s3: Any, config: Config) -> None:
     store = S3Store(BUCKET, client=s3)
-    shipper = run.Shipper(config, store)
+    shipper = Shipper(config, store)
     data = binlog([(100 + i, 0, 11, i + 1) for i in range(6)], {}, created=99)
     directory = write_series(config, "m-sid11", {"b.000001": b""})
     for cut in (120, 250, 400):  # compact_segments is 3
@@ -401,20 +409,20 @@ def test_shipper_compacts_many_segments(s3: Any, config: run.Config) -> None:
     assert data.startswith(body(s3, segs[0])) and len(body(s3, segs[0])) > 250
 
 
-def test_shipper_ships_an_old_series_whole(s3: Any, config: run.Config) -> None:
+def test_shipper_ships_an_old_series_whole(s3: Any, config: Config) -> None:
     store = S3Store(BUCKET, client=s3)
     old = binlog([(100, 0, 11, 1)], {}, created=99)  # cut short: the master changed
     write_series(config, "old-sid11", {"b.000004": old}, current=False)
     write_series(config, "new-sid12", {"c.000001": binlog([], {0: (11, 1)}, created=120)})
-    done = run.Shipper(config, store).ship_once()
+    done = Shipper(config, store).ship_once()
     assert "final:old-sid11/b.000004" in done and "segment:new-sid12/c.000001" in done
 
 
 def test_shipper_failure_is_recorded_and_the_loop_goes_on(
-        s3: Any, config: run.Config, monkeypatch: pytest.MonkeyPatch,
+        s3: Any, config: Config, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     store = S3Store(BUCKET, client=s3)
-    shipper = run.Shipper(config, store)
+    shipper = Shipper(config, store)
     write_series(config, "m-sid11", {"b.000001": binlog([(100, 0, 11, 1)], {}, created=99)})
 
     def down(*_a: Any, **_k: Any) -> Any:
@@ -431,42 +439,42 @@ def test_shipper_failure_is_recorded_and_the_loop_goes_on(
 # ----------------------------------------------------------------------------- restore
 
 def test_snapshots_of_the_previous_version_are_still_restored(
-        s3: Any, config: run.Config) -> None:
+        s3: Any, config: Config) -> None:
     """A manifest written before backups were per cluster says `product`: the snapshot
     still counts (list, retention, the restore plan)."""
     store = S3Store(BUCKET, client=s3)
-    snap = run.run_backup(config, store).manifest
+    snap = run_backup(config, store).manifest
     legacy = {("product" if k == "cluster" else k): v for k, v in snap.items()}
     store.put_json(snap["manifest_key"], legacy)
-    manifests, _ = run.list_manifests(store, "hello")
+    manifests, _ = list_manifests(store, "hello")
     assert [m["data_key"] for m in manifests] == [snap["data_key"]]
     assert manifests[0]["cluster"] == "hello"
-    assert run.build_plan(config, store, None)["snapshot"]["data_key"] == snap["data_key"]
+    assert build_plan(config, store, None)["snapshot"]["data_key"] == snap["data_key"]
 
 
-def test_plan_fetch_and_replay(s3: Any, config: run.Config, tmp_path: Path,
+def test_plan_fetch_and_replay(s3: Any, config: Config, tmp_path: Path,
                                monkeypatch: pytest.MonkeyPatch) -> None:
     store = S3Store(BUCKET, client=s3)
     monkeypatch.setenv("FAKE_GTID", "0-11-1")
-    snap = run.run_backup(config, store).manifest
-    shipper = run.Shipper(config, store)
+    snap = run_backup(config, store).manifest
+    shipper = Shipper(config, store)
     first = binlog([(100, 0, 11, 1), (101, 0, 11, 2)], {}, created=99, rotate_to="b.000002")
     second = binlog([(102, 0, 11, 3), (103, 0, 11, 4)], {0: (11, 2)}, created=102)
     write_series(config, "m-sid11", {"b.000001": first, "b.000002": second})
     shipper.ship_once()
-    plan = run.build_plan(config, store, None)
+    plan = build_plan(config, store, None)
     assert plan["cluster"] == "hello" and "product" not in plan
     assert plan["snapshot"]["data_key"] == snap["data_key"]
     assert [f["name"] for s in plan["steps"] for f in s["files"]] == ["b.000001", "b.000002"]
     assert plan["steps"][0]["start_gtid"] == "0-11-1" and plan["reaches_gtid"] == "0-11-4"
 
-    fetched = run.fetch_snapshot(config, store, plan, str(tmp_path / "restore"))
+    fetched = fetch_snapshot(config, store, plan, str(tmp_path / "restore"))
     assert fetched["sha256"] == snap["sha256"]
     assert (tmp_path / "restore" / "stream.bin").stat().st_size == snap["size"]
     with pytest.raises(mb.BackupError, match="is not empty"):
-        run.fetch_snapshot(config, store, plan, str(tmp_path / "restore"))
+        fetch_snapshot(config, store, plan, str(tmp_path / "restore"))
 
-    result = run.replay(config, store, plan, str(tmp_path / "replay"))
+    result = replay(config, store, plan, str(tmp_path / "replay"))
     assert result["gtid"] == "0-11-99"
     calls = Path(os.environ["FAKE_LOG"]).read_text().splitlines()
     assert calls[:3] == ["SQL SELECT @@log_bin", "SQL RESET MASTER",
@@ -477,62 +485,62 @@ def test_plan_fetch_and_replay(s3: Any, config: run.Config, tmp_path: Path,
     assert calls[-1] == "SQL SET GLOBAL gtid_slave_pos = '0-11-99'"
 
 
-def test_corrupted_snapshot_download_is_refused(s3: Any, config: run.Config,
+def test_corrupted_snapshot_download_is_refused(s3: Any, config: Config,
                                                 tmp_path: Path) -> None:
     store = S3Store(BUCKET, client=s3)
-    run.run_backup(config, store)
-    plan = run.build_plan(config, store, None)
+    run_backup(config, store)
+    plan = build_plan(config, store, None)
     s3.put_object(Bucket=BUCKET, Key=plan["snapshot"]["data_key"],
                   Body=b"x" * plan["snapshot"]["size"])
     with pytest.raises(mb.BackupError, match="SHA-256 .* does not match the recorded"):
-        run.fetch_snapshot(config, store, plan, str(tmp_path / "restore"))
+        fetch_snapshot(config, store, plan, str(tmp_path / "restore"))
 
 
-def test_plan_by_time_and_snapshot_choice(s3: Any, config: run.Config) -> None:
+def test_plan_by_time_and_snapshot_choice(s3: Any, config: Config) -> None:
     store = S3Store(BUCKET, client=s3)
     t1 = datetime(2026, 11, 28, 9, 0, tzinfo=mb.UTC)
-    a = run.run_backup(config, store, clock=lambda: t1).manifest
-    b = run.run_backup(config, store, clock=lambda: t1 + timedelta(minutes=15)).manifest
-    assert run.build_plan(config, store, t1 + timedelta(minutes=5))["snapshot"]["data_key"] \
+    a = run_backup(config, store, clock=lambda: t1).manifest
+    b = run_backup(config, store, clock=lambda: t1 + timedelta(minutes=15)).manifest
+    assert build_plan(config, store, t1 + timedelta(minutes=5))["snapshot"]["data_key"] \
         == a["data_key"]
-    assert run.build_plan(config, store, None)["snapshot"]["data_key"] == b["data_key"]
-    assert run.build_plan(config, store, None, a["manifest_key"])["snapshot"]["data_key"] \
+    assert build_plan(config, store, None)["snapshot"]["data_key"] == b["data_key"]
+    assert build_plan(config, store, None, a["manifest_key"])["snapshot"]["data_key"] \
         == a["data_key"]
     with pytest.raises(mb.BackupError, match="no snapshot finished at or before"):
-        run.build_plan(config, store, t1 - timedelta(minutes=1))
+        build_plan(config, store, t1 - timedelta(minutes=1))
 
 
 # ----------------------------------------------------------------------------- streaming
 
-def test_stream_resumes_and_follows_a_new_master(s3: Any, config: run.Config) -> None:
+def test_stream_resumes_and_follows_a_new_master(s3: Any, config: Config) -> None:
     Path(config.source_file).write_text(json.dumps({"host": "db-1", "port": 3306}))
-    assert run.read_source(config.source_file) == ("db-1", 3306, "db-1")
+    assert read_source(config.source_file) == ("db-1", 3306, "db-1")
     # a restarted stream: current.json names the series it was streaming
     write_series(config, "db-1-sid11", {"b.000007": b"", "b.000008": b""})
 
-    def facts(_cfg: run.Config, host: str, port: int) -> tuple[int, list[str]]:
+    def facts(_cfg: Config, host: str, port: int) -> tuple[int, list[str]]:
         assert (host, port) == ("db-1", 3306)
         return 11, ["b.000007", "b.000008", "b.000009"]
 
-    series, directory, start, command = run.prepare_stream(config, S3Store(BUCKET, client=s3),
-                                                           "db-1", 3306, facts)
+    series, directory, start, command = prepare_stream(config, S3Store(BUCKET, client=s3),
+                                                       "db-1", 3306, facts)
     assert (series, start) == ("db-1-sid11", "b.000008")
     assert command[-1] == "b.000008" and f"--result-file={directory}/" in command
     assert "--stop-never" in command and "--raw" in command
-    assert json.loads(run.current_series_path(config).read_text())["series"] == "db-1-sid11"
+    assert json.loads(current_series_path(config).read_text())["series"] == "db-1-sid11"
 
     # The supervisor: a change of the source file stops the child and returns 0.
     def repoint() -> None:
         time.sleep(0.5)
-        run.write_json_atomic(config.source_file, {"host": "10.0.0.2", "port": 3306,
-                                                   "name": "db-2"})
+        write_json_atomic(config.source_file, {"host": "10.0.0.2", "port": 3306,
+                                               "name": "db-2"})
 
     import threading
     threading.Thread(target=repoint).start()
     began = time.monotonic()
-    assert run.run_stream(config, None, poll=0.1, facts=facts) == 0
+    assert run_stream(config, None, poll=0.1, facts=facts) == 0
     assert time.monotonic() - began < 30  # the fake stream would run 60 s
-    assert run.read_source(config.source_file) == ("10.0.0.2", 3306, "db-2")
+    assert read_source(config.source_file) == ("10.0.0.2", 3306, "db-2")
 
 
 def test_environment_file_fills_what_the_environment_lacks(
@@ -542,19 +550,19 @@ def test_environment_file_fills_what_the_environment_lacks(
     monkeypatch.setenv("HKBAK_A", "from-environment")
     monkeypatch.delenv("HKBAK_B", raising=False)
     monkeypatch.delenv("HKBAK_C", raising=False)
-    run.load_env_file(str(env))
+    load_env_file(str(env))
     assert os.environ["HKBAK_A"] == "from-environment"
     assert os.environ["HKBAK_B"] == "quoted value" and os.environ["HKBAK_C"] == "x=y"
-    run.load_env_file(str(tmp_path / "missing.env"))  # no file, no error
+    load_env_file(str(tmp_path / "missing.env"))  # no file, no error
 
 
 def test_source_file_is_checked() -> None:
     with pytest.raises(mb.BackupError, match="binlog source file /nonexistent is missing"):
-        run.read_source("/nonexistent")
+        read_source("/nonexistent")
 
 
 def test_bad_source_names_the_field(tmp_path: Path) -> None:
     path = tmp_path / "s.json"
     path.write_text(json.dumps({"host": "db-1", "port": 0}))
     with pytest.raises(mb.BackupError, match="port 0 is not 1-65535"):
-        run.read_source(str(path))
+        read_source(str(path))
