@@ -1,5 +1,10 @@
-"""The backup program's configuration (/etc/hostkit/mysql-backup.json), the units'
-environment file and the binlog source file."""
+"""The backup program's configuration (/etc/hostkit/mysql-backup.json: its JSON Schema
+SCHEMA and Config, checked by host_programs/common/settings.py, every problem at once),
+the units' environment file and the binlog source file.
+
+The environment file (KEY=VALUE lines, systemd's EnvironmentFile= format) and the binlog
+source file (a small document the role and the SourceFollower rewrite at run time, whose
+other keys are notes) are not settings files: they keep their own readers below."""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from host_programs.backup.core import BackupError, check_cluster, check_server
+from host_programs.backup.core import _CLUSTER_RE, _SERVER_RE, BackupError, check_server
+from host_programs.common import settings
 
 PROGRAM = "hostkit-mysql-backup"
 DEFAULT_CONFIG = "/etc/hostkit/mysql-backup.json"
@@ -63,51 +69,117 @@ class Config:
         return int(self.part_size_mb) * 1024 * 1024
 
 
-def legacy_config(raw: Mapping[str, Any], path: str) -> dict[str, Any]:
+def _whole(low: int, high: int | None = None, what: str = "") -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "integer", "minimum": low}
+    if high is None:
+        schema["description"] = f"a whole number >= {low}{what}"
+    else:
+        schema.update(maximum=high, description=f"a whole number from {low} to {high}{what}")
+    return schema
+
+
+_TEXT: dict[str, Any] = {"type": "string"}
+_COMMANDS = ("mariabackup", "zstd", "mbstream", "mariadb_binlog", "mariadb")
+
+# The settings file the role writes (roles/mysql_backup/templates/mysql-backup.json.j2); every
+# command of the program checks it against this schema first (host_programs/common/
+# settings.py). Ranges the role's checks guarantee (plugin_utils/role_checks/mysql_backup.py)
+# or the program's steps need; paths may be empty (no options file, no env file).
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["cluster", "bucket"],
+    "properties": {
+        "cluster": {"type": "string", "pattern": _CLUSTER_RE.pattern,
+                    "description": "a lower-case id (letters, digits, '_' or '-', starting "
+                                   "with a letter)"},
+        "bucket": {"type": "string", "minLength": 1, "description": "an S3 bucket name"},
+        "server": {"type": "string", "pattern": _SERVER_RE.pattern,
+                   "description": "a host name (letters, digits, '.', '_' or '-')"},
+        "endpoint_url": _TEXT,
+        "region": _TEXT,
+        "part_size_mb": _whole(5, what=" (MiB: S3's smallest part is 5 MiB)"),
+        "compression_level": _whole(1, 19, " (a zstd level)"),
+        "compression_threads": _whole(0, what=" (0: one per core)"),
+        "keep_recent": _whole(1),
+        "keep_daily": _whole(0),
+        "mariabackup_options_file": _TEXT,
+        "mariabackup_extra_args": {"type": "array", "items": {"type": "string"},
+                                   "description": "a list of mariabackup options"},
+        "binlog_options_file": _TEXT,
+        "source_file": _TEXT,
+        "state_dir": _TEXT,
+        "binlog_dir": _TEXT,
+        "work_dir": _TEXT,
+        "ship_interval": {"type": "number", "exclusiveMinimum": 0,
+                          "description": "a number of seconds above 0"},
+        "compact_segments": _whole(1),
+        "stream_server_id": _whole(1, what=" (a MariaDB server id)"),
+        "env_file": _TEXT,
+        "commands": {"type": "object", "additionalProperties": False,
+                     "properties": {name: _TEXT for name in _COMMANDS}},
+        "global_config_bucket": _TEXT,
+        "global_config_key": _TEXT,
+        "global_config_region": _TEXT,
+        "global_config_endpoint_url": _TEXT,
+        "global_config_interval": {"type": "number", "description": "a number of seconds"},
+        "master_port": _whole(1, 65535, " (a port number)"),
+    },
+    # The interval matters only when the stream follows a global config document.
+    "if": {"properties": {"global_config_bucket": {"minLength": 1}},
+           "required": ["global_config_bucket"]},
+    "then": {"properties": {"global_config_interval": {
+        "minimum": 0.1,
+        "description": "a number >= 0.1 (seconds) when global_config_bucket is set"}}},
+}
+
+
+def _legacy(raw: Any) -> tuple[Any, list[str]]:
     """The settings with `cluster`: a file written by the previous version of the role
     names a `product` instead, read as the cluster of that name (its backups are under the
-    same prefix in S3). Both, naming different clusters, is refused."""
+    same prefix in S3). Both, naming different clusters, is a problem."""
+    if not isinstance(raw, Mapping) or "product" not in raw:
+        return raw, []
     out = dict(raw)
-    if "product" in out:
-        legacy = out.pop("product")
-        if out.get("cluster") and legacy and out["cluster"] != legacy:
-            raise BackupError(f"configuration {path}: cluster {out['cluster']!r} and the older "
-                              f"field product {legacy!r} differ (remove product)")
-        if not out.get("cluster"):
-            out["cluster"] = legacy
-    return out
+    legacy = out.pop("product")
+    if out.get("cluster") and legacy and out["cluster"] != legacy:
+        return out, [f"cluster {out['cluster']!r} and the older field product {legacy!r} "
+                     "differ (remove product)"]
+    if not out.get("cluster"):
+        out["cluster"] = legacy
+    return out, []
+
+
+def legacy_config(raw: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """`raw` with a legacy `product` read as the cluster; BackupError when both differ."""
+    out, found = _legacy(raw)
+    if found:
+        raise BackupError(f"configuration {path}: " + "; ".join(found))
+    return dict(out)
+
+
+def parse_config(data: Any, source: str = "configuration") -> Config:
+    """A Config from the parsed JSON, or BackupError naming every bad field."""
+    data, found = _legacy(data)
+    try:
+        found += settings.problems(data, SCHEMA)
+        if found:
+            raise BackupError(f"{source}: " + "; ".join(found))
+        config = settings.build(data, SCHEMA, Config, source)
+    except settings.SettingsError as exc:
+        raise BackupError(str(exc)) from None
+    check_server(config.server)  # the default, this host's name, too
+    return config
 
 
 def load_config(path: str) -> Config:
+    """The settings file, checked (every command of the program starts with it)."""
     try:
-        raw = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise BackupError(f"configuration {path} is missing (apply the mysql_backup role)"
-                          ) from None
-    except ValueError as exc:
-        raise BackupError(f"configuration {path} is not JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise BackupError(f"configuration {path} is not a JSON object")
-    raw = legacy_config(raw, path)
-    known = set(Config.__dataclass_fields__)
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise BackupError(f"configuration {path}: unknown field(s) {', '.join(unknown)}")
-    for required in ("cluster", "bucket"):
-        if not raw.get(required):
-            raise BackupError(f"configuration {path}: {required} is missing")
-    config = Config(**raw)
-    check_cluster(config.cluster)
-    check_server(config.server)
-    if config.keep_recent < 1 or config.keep_daily < 0:
-        raise BackupError(f"configuration {path}: keep_recent must be >= 1 and keep_daily "
-                          ">= 0")
-    if not 0 < int(config.master_port) < 65536:
-        raise BackupError(f"configuration {path}: master_port {config.master_port!r} is not "
-                          "1-65535")
-    if config.global_config_bucket and float(config.global_config_interval) < 0.1:
-        raise BackupError(f"configuration {path}: global_config_interval must be >= 0.1")
-    return config
+        data = settings.read_json(path)
+    except settings.SettingsError as exc:
+        hint = "" if os.path.lexists(path) else " (apply the mysql_backup role)"
+        raise BackupError(f"configuration {exc}{hint}") from None
+    return parse_config(data, f"configuration {path}")
 
 
 def load_env_file(path: str) -> None:

@@ -50,12 +50,26 @@ def _place(error: Any) -> str:
     return place or "(top level)"
 
 
+# JSON's names of the types of a value, for a value that is not shown.
+_JSON_TYPES = ((bool, "boolean"), (int, "number"), (float, "number"), (str, "string"),
+               (list, "array"), (Mapping, "object"), (type(None), "null"))
+
+
+def _kind(value: Any) -> str:
+    return next((name for kind, name in _JSON_TYPES if isinstance(value, kind)), "value")
+
+
 def _message(error: Any) -> str:
     """jsonschema's message, or 'must be <description>, got <value>' where the schema of
-    the value describes what it expects (a pattern or a range says little on its own)."""
+    the value describes what it expects (a pattern or a range says little on its own).
+    A value whose schema says `writeOnly: true` (a password) is never shown, only its type."""
     schema = error.schema if isinstance(error.schema, Mapping) else {}
     description = schema.get("description")
-    if description and error.validator not in _OBJECT_KEYWORDS:
+    if error.validator in _OBJECT_KEYWORDS:
+        return str(error.message)
+    if schema.get("writeOnly"):
+        return f"must be {description or 'valid'}, got a {_kind(error.instance)} (not shown)"
+    if description:
         return f"must be {description}, got {error.instance!r}"
     return str(error.message)
 

@@ -1,14 +1,15 @@
-"""The watcher's configuration file (`check-config` checks it): WatcherConfig, and
-WatcherError for a bad one or a refused command."""
+"""The watcher's configuration file (`check-config` checks it): its JSON Schema (SCHEMA),
+WatcherConfig, and WatcherError for a bad one or a refused command. The file is checked
+by host_programs/common/settings.py: every problem at once, each with its place."""
 
 from __future__ import annotations
 
-import json
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from host_programs.common import settings
 from host_programs.failover import decide as fo
 from host_programs.failover.steps import RunSettings
 
@@ -69,55 +70,117 @@ class WatcherConfig:
 
 _REQUIRED = ("bucket", "key", "mysql_user", "mysql_password", "replication_user",
              "replication_password", "state_dir")
-_NUMBERS = {"mysql_port": (1, 65535), "connect_timeout": (0.05, 60), "read_timeout": (0.05, 600),
-            "interval": (0.05, 3600), "rounds": (1, 1000), "silence": (0.1, 3600),
-            "anti_flap_window": (0, 10 ** 7), "config_poll_interval": (0.1, 3600),
-            "heartbeat_period": (0.1, 3600), "apply_timeout": (1, 86400),
-            "catch_up_timeout": (1, 86400), "semi_sync_timeout": (0.1, 3600),
-            "retry_interval": (0.1, 3600), "switchover_max_lag": (0, 86400)}
+
+
+def _number(low: float, high: float) -> dict[str, Any]:
+    """A number setting; null (as before: no check) takes the dataclass default."""
+    return {"type": ["number", "null"], "minimum": low, "maximum": high,
+            "description": f"a number from {low} to {high}"}
+
+
+def _text(description: str, secret: bool = False) -> dict[str, Any]:
+    """A non-empty text; a secret's value is never shown in a message."""
+    schema: dict[str, Any] = {"type": "string", "minLength": 1, "description": description}
+    if secret:
+        schema["writeOnly"] = True
+    return schema
+
+
+_TEXT_OR_NULL = {"type": ["string", "null"]}
+_FENCE_METHODS = ("none", "docker", "ec2")
+
+# The configuration file the role writes (roles/failover_watcher/vars/main.yml,
+# __failover_watcher_settings); `check-config` (the role's validate command) and every
+# start check it against this schema (host_programs/common/settings.py).
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": list(_REQUIRED),
+    "properties": {
+        "bucket": _text("an S3 bucket name"),
+        "key": _text("an S3 object key"),
+        "mysql_user": _text("a MariaDB user name"),
+        "mysql_password": _text("a password", secret=True),
+        "replication_user": _text("a MariaDB user name"),
+        "replication_password": _text("a password", secret=True),
+        "state_dir": _text("a directory"),
+        "region": _TEXT_OR_NULL,
+        "endpoint_url": _TEXT_OR_NULL,
+        "clusters": {"type": "array", "description": "a list of cluster names",
+                     "items": {"type": "string", "description": "a cluster name"}},
+        # Each number: (low, high), the watcher's own limits (the role checks the same,
+        # plugin_utils/role_checks/failover_watcher.py imports _NUMBERS below).
+        "mysql_port": _number(1, 65535),
+        "connect_timeout": _number(0.05, 60),
+        "read_timeout": _number(0.05, 600),
+        "interval": _number(0.05, 3600),
+        "rounds": _number(1, 1000),
+        "silence": _number(0.1, 3600),
+        "anti_flap_window": _number(0, 10 ** 7),
+        "config_poll_interval": _number(0.1, 3600),
+        "heartbeat_period": _number(0.1, 3600),
+        "apply_timeout": _number(1, 86400),
+        "catch_up_timeout": _number(1, 86400),
+        "semi_sync_timeout": _number(0.1, 3600),
+        "retry_interval": _number(0.1, 3600),
+        "switchover_max_lag": _number(0, 86400),
+        # What fence.make_fencer reads; the role writes one of vars/main.yml's
+        # __failover_watcher_fence.
+        "fence": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "an object whose method is none, docker or ec2",
+            "properties": {
+                "method": {"enum": list(_FENCE_METHODS),
+                           "description": "one of none, docker or ec2"},
+                "socket": _TEXT_OR_NULL,
+                "timeout": {"type": ["number", "null"], "minimum": 0,
+                            "description": "a number of seconds (0 or null: 10)"},
+                "region": _TEXT_OR_NULL,
+                "endpoint_url": _TEXT_OR_NULL,
+                "isolation_group": _TEXT_OR_NULL,
+                "managed_by": {"type": "string"},
+            },
+        },
+        "aws_environment": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "a mapping of " + ", ".join(AWS_ENVIRONMENT) + " to strings",
+            "properties": {name: {"type": "string", "description": "a string",
+                                  "writeOnly": True}
+                           for name in AWS_ENVIRONMENT},
+        },
+        "updated_by": {"type": "string"},
+    },
+}
+
+# {field: (low, high)} of every number of the file, from the schema.
+_NUMBERS: dict[str, tuple[float, float]] = {
+    name: (spec["minimum"], spec["maximum"])
+    for name, spec in SCHEMA["properties"].items() if "minimum" in spec}
+
+
+def _convert(values: dict[str, Any]) -> dict[str, Any]:
+    """Checked values to WatcherConfig's fields: a null number is the default, the
+    clusters a tuple, the rounds a whole number."""
+    values = {k: v for k, v in values.items() if not (k in _NUMBERS and v is None)}
+    values["clusters"] = tuple(values.get("clusters", ()))
+    if "rounds" in values:
+        values["rounds"] = int(values["rounds"])
+    return values
 
 
 def parse_config(data: Any, source: str = "configuration") -> WatcherConfig:
     """A WatcherConfig from the parsed JSON, or WatcherError naming every bad field."""
-    if not isinstance(data, Mapping):
-        raise WatcherError(f"{source}: expected a JSON object")
-    known = set(WatcherConfig.__dataclass_fields__)
-    problems = [f"unknown field '{k}'" for k in sorted(set(data) - known)]
-    problems += [f"field '{k}' is required" for k in _REQUIRED
-                 if not isinstance(data.get(k), str) or not data.get(k)]
-    for name, (low, high) in _NUMBERS.items():
-        value = data.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                  or not low <= value <= high):
-            problems.append(f"field '{name}' must be a number from {low} to {high}, "
-                            f"got {value!r}")
-    clusters = data.get("clusters", [])
-    if not isinstance(clusters, list) or not all(isinstance(c, str) for c in clusters):
-        problems.append("field 'clusters' must be a list of cluster names")
-    fence = data.get("fence", {})
-    if not isinstance(fence, Mapping) or fence.get("method", "none") not in (
-            "none", "docker", "ec2"):
-        problems.append("field 'fence' must be an object whose method is none, docker or ec2")
-    env = data.get("aws_environment", {})
-    if not isinstance(env, Mapping) or not all(
-            k in AWS_ENVIRONMENT and isinstance(v, str) for k, v in env.items()):
-        problems.append("field 'aws_environment' must map " + ", ".join(AWS_ENVIRONMENT)
-                        + " to strings")
-    if problems:
-        raise WatcherError(f"{source}: " + "; ".join(problems))
-    values = {k: v for k, v in data.items() if k in known}
-    values["clusters"] = tuple(clusters)
-    if values.get("rounds") is not None:
-        values["rounds"] = int(values["rounds"])
-    return WatcherConfig(**values)
+    try:
+        return settings.build(data, SCHEMA, WatcherConfig, source, _convert)
+    except settings.SettingsError as exc:
+        raise WatcherError(str(exc)) from None
 
 
 def read_config(path: str) -> WatcherConfig:
+    """The configuration file, checked (as `check-config` does)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except OSError as exc:
-        raise WatcherError(f"cannot read the configuration {path}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise WatcherError(f"{path}: not JSON: {exc}") from None
-    return parse_config(data, path)
+        return parse_config(settings.read_json(path), path)
+    except settings.SettingsError as exc:
+        raise WatcherError(str(exc)) from None

@@ -10,12 +10,21 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
+from jinja2 import StrictUndefined
+from jinja2.nativetypes import NativeEnvironment
 from moto import mock_aws
 
 from host_programs.failover import decide as fo
 from host_programs.failover import watcher as fw
 from host_programs.failover.check import check
-from host_programs.failover.config import WatcherConfig, WatcherError, parse_config, read_config
+from host_programs.failover.config import (
+    _NUMBERS,
+    WatcherConfig,
+    WatcherError,
+    parse_config,
+    read_config,
+)
 from host_programs.failover.logs import stamp_epoch
 from host_programs.failover.loop import Watcher
 from host_programs.failover.state import StateDir
@@ -23,6 +32,7 @@ from host_programs.failover.steps import utc_stamp
 from host_programs.failover.switchover import abandon, switchover
 from module_utils.global_config import GlobalConfig
 from tests.unit.fake_cluster import FakeCluster, FakeOperationalError, document, standard_cluster
+from tests.unit.role_settings import ROOT, sandbox_settings
 
 BUCKET, KEY = "hostkit-test-config", "global-config.json"
 
@@ -129,13 +139,80 @@ def test_config_errors_name_every_field(tmp_path: Any) -> None:
                       "fence": {"method": "magic"}, "clusters": "hello",
                       "aws_environment": {"HOME": "/root"}}, "cfg.json")
     message = str(err.value)
-    for part in ("unknown field 'colour'", "field 'key' is required",
-                 "field 'rounds' must be a number from 1", "field 'interval' must be a number",
-                 "field 'clusters' must be a list", "method is none, docker or ec2",
-                 "field 'aws_environment' must map AWS_ACCESS_KEY_ID"):
+    for part in ("(top level): Additional properties are not allowed ('colour' was unexpected)",
+                 "(top level): 'key' is a required property",
+                 "rounds: must be a number from 1 to 1000, got 0",
+                 "interval: must be a number from 0.05 to 3600, got 'fast'",
+                 "clusters: must be a list of cluster names, got 'hello'",
+                 "fence.method: must be one of none, docker or ec2, got 'magic'",
+                 "aws_environment: Additional properties are not allowed ('HOME' was "
+                 "unexpected)"):
         assert part in message
     assert message.startswith("cfg.json: ")
     assert config(tmp_path).health() == fo.HealthSettings(3, 1.5)
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({"key": ""}, "key: must be an S3 object key, got ''"),
+    ({"mysql_user": 3}, "mysql_user: must be a MariaDB user name, got 3"),
+    ({"mysql_port": 0}, "mysql_port: must be a number from 1 to 65535, got 0"),
+    ({"silence": True}, "silence: must be a number from 0.1 to 3600, got True"),
+    ({"anti_flap_window": 10 ** 7 + 1},
+     "anti_flap_window: must be a number from 0 to 10000000, got 10000001"),
+    ({"clusters": ["hello", 3]}, "clusters[1]: must be a cluster name, got 3"),
+    ({"clusters": None}, "clusters: must be a list of cluster names, got None"),
+    ({"fence": None}, "fence: must be an object whose method is none, docker or ec2, got None"),
+    ({"fence": {"method": None}}, "fence.method: must be one of none, docker or ec2, got None"),
+    ({"fence": {"method": "ec2", "isolation_grup": "sg-1"}},
+     "fence: Additional properties are not allowed ('isolation_grup' was unexpected)"),
+    ({"aws_environment": []}, "aws_environment: must be a mapping of AWS_ACCESS_KEY_ID, "
+                              "AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_DEFAULT_REGION "
+                              "to strings, got []"),
+    ({"region": 5}, "region: 5 is not of type 'string', 'null'"),
+    ([], "(top level): [] is not of type 'object'"),
+])
+def test_each_bad_field_is_named_with_its_value(tmp_path: Any, changes: Any,
+                                                expected: str) -> None:
+    data = changes if isinstance(changes, list) else {
+        "bucket": BUCKET, "key": KEY, "mysql_user": "u", "mysql_password": "p",
+        "replication_user": "r", "replication_password": "q",
+        "state_dir": str(tmp_path), **changes}
+    with pytest.raises(WatcherError) as err:
+        parse_config(data, "cfg.json")
+    assert str(err.value) == f"cfg.json: {expected}"  # that one problem only
+
+
+def test_config_errors_never_show_a_secret(tmp_path: Any) -> None:
+    with pytest.raises(WatcherError) as err:
+        config(tmp_path, mysql_password=123456789,
+               aws_environment={"AWS_SECRET_ACCESS_KEY": 987654321})
+    message = str(err.value)
+    assert "mysql_password: must be a password, got a number (not shown)" in message
+    assert "aws_environment.AWS_SECRET_ACCESS_KEY: must be a string, got a number" in message
+    assert "123456789" not in message and "987654321" not in message
+
+
+def test_config_numbers_may_be_null_and_take_the_default(tmp_path: Any) -> None:
+    # As before, a null number passes the check; it now means the default (it used to
+    # reach the watcher as None).
+    loaded = config(tmp_path, rounds=None, interval=None, mysql_port=None)
+    assert (loaded.rounds, loaded.interval, loaded.mysql_port) == (3, 0.5, 3306)
+    assert config(tmp_path, rounds=2.0, clusters=["hello"]).rounds == 2
+    assert config(tmp_path, clusters=["hello"]).clusters == ("hello",)
+
+
+def test_the_numbers_the_role_checks_are_the_limits_the_schema_enforces(tmp_path: Any) -> None:
+    # plugin_utils/role_checks/failover_watcher.py imports _NUMBERS: {field: (low, high)}
+    # for every number of the file.
+    assert set(_NUMBERS) == {name for name, f in WatcherConfig.__dataclass_fields__.items()
+                             if f.type in ("int", "float")}
+    assert _NUMBERS["rounds"] == (1, 1000) and _NUMBERS["connect_timeout"] == (0.05, 60)
+    for name, (low, high) in _NUMBERS.items():
+        assert config(tmp_path, **{name: low}) and config(tmp_path, **{name: high})
+        for wrong in (low - 0.01, high + 1):
+            with pytest.raises(WatcherError, match=f"{name}: must be a number from {low} to "
+                                                   f"{high}, got {wrong}"):
+                config(tmp_path, **{name: wrong})
 
 
 def test_read_config_names_the_file(tmp_path: Any) -> None:
@@ -143,8 +220,60 @@ def test_read_config_names_the_file(tmp_path: Any) -> None:
     path.write_text("{not json")
     with pytest.raises(WatcherError, match=f"{path}: not JSON"):
         read_config(str(path))
-    with pytest.raises(WatcherError, match="cannot read the configuration"):
-        read_config(str(tmp_path / "missing.json"))
+    missing = tmp_path / "missing.json"
+    with pytest.raises(WatcherError, match=f"{missing}: no such file"):
+        read_config(str(missing))
+    path.write_text(json.dumps({"bucket": "b"}))
+    with pytest.raises(WatcherError, match=f"^{path}: .*'key' is a required property"):
+        read_config(str(path))
+
+
+def _render(value: Any, context: dict[str, Any]) -> Any:
+    """A role variable's value as Ansible (native types, 2.19) renders it: every string
+    leaf a template over `context`."""
+    if isinstance(value, dict):
+        return {k: _render(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render(v, context) for v in value]
+    if not isinstance(value, str):
+        return value
+    return NativeEnvironment(undefined=StrictUndefined).from_string(value).render(context)
+
+
+def test_the_file_the_role_writes_for_the_sandbox_passes(tmp_path: Any) -> None:
+    """roles/failover_watcher/vars/main.yml's __failover_watcher_settings (what tasks/
+    config.yml writes with to_nice_json, validated by check-config), rendered with the
+    role's defaults and the sandbox inventory, as on the sandbox's monitor host."""
+    context = sandbox_settings("failover_watcher", {
+        # (role_path ~ '/../..') | realpath: role_path is Ansible's.
+        "failover_watcher_credentials_dir": str(ROOT / "credentials" / "sandbox"),
+    })
+    role_vars = yaml.safe_load((ROOT / "roles/failover_watcher/vars/main.yml").read_text())
+    context.update({
+        "inventory_hostname": "hostkit-monitor",
+        # ansible.builtin.password lookups: 32 letters and digits each.
+        "__failover_watcher_mysql_password": "a" * 32,
+        "__failover_watcher_replication_password": "b" * 32,
+    })
+    context["__failover_watcher_fence"] = _render(role_vars["__failover_watcher_fence"], context)
+    rendered = _render(role_vars["__failover_watcher_settings"], context)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(rendered, indent=2) + "\n")  # to_nice_json
+    loaded = read_config(str(path))
+    assert loaded.fence == {"method": "docker", "socket": "/var/run/docker.sock"}
+    assert loaded.endpoint_url == "http://aws:5000" and loaded.mysql_port == 3306
+    assert loaded.aws_environment == {"AWS_ACCESS_KEY_ID": "sandbox",
+                                      "AWS_SECRET_ACCESS_KEY": "sandbox",
+                                      "AWS_DEFAULT_REGION": "us-east-1"}
+    assert loaded.updated_by == "hostkit-failover@hostkit-monitor"
+    assert fw.main(["--config", str(path), "check-config"]) == 0
+    # Production's shape: no endpoint (null), ec2 fencing, no static credentials.
+    context.update(failover_watcher_endpoint_url="", failover_watcher_aws_environment={},
+                   failover_watcher_fence_method="ec2",
+                   failover_watcher_ec2_isolation_group="sg-0123")
+    context["__failover_watcher_fence"] = _render(role_vars["__failover_watcher_fence"], context)
+    production = parse_config(_render(role_vars["__failover_watcher_settings"], context))
+    assert production.endpoint_url is None and production.fence["method"] == "ec2"
 
 
 # --------------------------------------------------------------------------- rounds

@@ -21,11 +21,20 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
+from jinja2 import Environment, StrictUndefined, meta
+from jinja2.nativetypes import NativeEnvironment
 from moto import mock_aws
 
 from host_programs.backup import core as mb
 from host_programs.backup import program
-from host_programs.backup.config import Config, load_config, load_env_file, read_source
+from host_programs.backup.config import (
+    Config,
+    load_config,
+    load_env_file,
+    parse_config,
+    read_source,
+)
 from host_programs.backup.restore import build_plan, fetch_snapshot, replay
 from host_programs.backup.retention import apply_retention, list_binlog_objects, list_manifests
 from host_programs.backup.s3 import S3Store
@@ -34,6 +43,7 @@ from host_programs.backup.snapshot import run_backup
 from host_programs.backup.stream import current_series_path, prepare_stream, run_stream
 from host_programs.common.atomic_files import write_json_atomic
 from tests.unit.binlog_fixtures import binlog
+from tests.unit.role_settings import ROOT, sandbox_settings
 
 BUCKET = "hostkit-test-backups"
 MB = 1024 * 1024
@@ -248,16 +258,130 @@ def test_missing_bucket_is_named(s3: Any, config: Config,
 def test_bad_configuration_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "c.json"
     assert program.main(["--config", str(path), "backup"]) == 1
-    assert f"configuration {path} is missing" in capsys.readouterr().err
+    assert (f"configuration {path}: no such file (apply the mysql_backup role)"
+            in capsys.readouterr().err)
     path.write_text(json.dumps({"cluster": "hello", "bucket": "b", "colour": "red"}))
     assert program.main(["--config", str(path), "status"]) == 1
-    assert "unknown field(s) colour" in capsys.readouterr().err
+    assert (f"configuration {path}: (top level): Additional properties are not allowed "
+            "('colour' was unexpected)" in capsys.readouterr().err)
     path.write_text(json.dumps({"bucket": "b"}))
     assert program.main(["--config", str(path), "status"]) == 1
-    assert f"configuration {path}: cluster is missing" in capsys.readouterr().err
+    assert (f"configuration {path}: (top level): 'cluster' is a required property"
+            in capsys.readouterr().err)
     path.write_text(json.dumps({"cluster": "Main", "bucket": "b"}))
     assert program.main(["--config", str(path), "status"]) == 1
-    assert "cluster name 'Main' is not a lower-case id" in capsys.readouterr().err
+    assert ("cluster: must be a lower-case id (letters, digits, '_' or '-', starting with a "
+            "letter), got 'Main'" in capsys.readouterr().err)
+    path.write_text("{")
+    assert program.main(["--config", str(path), "status"]) == 1
+    assert f"configuration {path}: not JSON" in capsys.readouterr().err
+
+
+GOOD = {"cluster": "hello", "bucket": "b"}
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({"cluster": ""}, "cluster: must be a lower-case id (letters, digits, '_' or '-', "
+                      "starting with a letter), got ''"),
+    ({"bucket": ""}, "bucket: must be an S3 bucket name, got ''"),
+    ({"server": "db 4"}, "server: must be a host name (letters, digits, '.', '_' or '-'), "
+                         "got 'db 4'"),
+    ({"keep_recent": 0}, "keep_recent: must be a whole number >= 1, got 0"),
+    ({"keep_daily": -1}, "keep_daily: must be a whole number >= 0, got -1"),
+    ({"master_port": 0}, "master_port: must be a whole number from 1 to 65535 (a port "
+                         "number), got 0"),
+    ({"master_port": 65536}, "master_port: must be a whole number from 1 to 65535"),
+    ({"global_config_bucket": "g", "global_config_interval": 0.05},
+     "global_config_interval: must be a number >= 0.1 (seconds) when global_config_bucket "
+     "is set, got 0.05"),
+    ({"part_size_mb": 4}, "part_size_mb: must be a whole number >= 5 (MiB: S3's smallest "
+                          "part is 5 MiB), got 4"),
+    ({"compression_level": 20}, "compression_level: must be a whole number from 1 to 19"),
+    ({"ship_interval": 0}, "ship_interval: must be a number of seconds above 0, got 0"),
+    ({"mariabackup_extra_args": "--parallel=2"},
+     "mariabackup_extra_args: must be a list of mariabackup options, got '--parallel=2'"),
+    ({"commands": {"zstdd": "/bin/zstd"}},
+     "commands: Additional properties are not allowed ('zstdd' was unexpected)"),
+    ({"product": "main"}, "cluster 'hello' and the older field product 'main' differ "
+                          "(remove product)"),
+])
+def test_each_bad_setting_is_named(changes: dict[str, Any], expected: str) -> None:
+    with pytest.raises(mb.BackupError) as err:
+        parse_config({**GOOD, **changes}, "configuration c.json")
+    assert str(err.value).startswith("configuration c.json: ")
+    assert expected in str(err.value) and ";" not in str(err.value)  # that one only
+
+
+def test_every_bad_setting_is_named_at_once() -> None:
+    with pytest.raises(mb.BackupError) as err:
+        parse_config({"product": "x", "cluster": "y", "keep_recent": 0, "master_port": "3306",
+                      "colour": 1}, "configuration c.json")
+    message = str(err.value)
+    for part in ("cluster 'y' and the older field product 'x' differ",
+                 "'bucket' is a required property", "('colour' was unexpected)",
+                 "keep_recent: must be", "master_port: must be"):
+        assert part in message, message
+    assert message.count(";") == 4
+
+
+def test_settings_the_old_reader_accepted_still_pass() -> None:
+    # Empty paths (no options file, no env file), the interval unchecked without a
+    # global config, whole floats where whole numbers are due, zero daily snapshots.
+    loaded = parse_config({**GOOD, "mariabackup_options_file": "", "env_file": "",
+                           "global_config_interval": 0, "keep_daily": 0, "keep_recent": 1.0,
+                           "ship_interval": 0.5, "server": "hostkit-db-4"})
+    assert loaded.keep_daily == 0 and loaded.server == "hostkit-db-4"
+    assert parse_config({"product": "hello", "bucket": "b"}).cluster == "hello"
+
+
+# What Ansible computes on the sandbox's backup replica (hostkit-db-4, cluster hello; the
+# fleet in inventory/sandbox/group_vars/all/fleet.yml): the database topology comes from
+# this project's filters and lookups, the addresses from facts.
+SANDBOX_BACKUP_HOST = {
+    "mysql_backup_live_positions": {},
+    "mysql_backup_cluster": "hello",
+    "mysql_backup_master": "hostkit-db-1",
+    "mysql_backup_master_address": "172.30.20.11",
+    "mysql_backup_binlog_user_hosts": ["172.30.20.14"],
+    "mysql_backup_binlog_account_servers": ["hostkit-db-1", "hostkit-db-2", "hostkit-db-3",
+                                            "hostkit-db-4"],
+    "mysql_backup_credentials_dir": str(ROOT / "credentials" / "sandbox"),
+}
+
+
+def role_settings_file(context: dict[str, Any]) -> str:
+    """roles/mysql_backup/templates/mysql-backup.json.j2 rendered as the template module
+    does (text), with the role's internal paths of vars/main.yml that it names."""
+    role = ROOT / "roles" / "mysql_backup"
+    role_vars = yaml.safe_load((role / "vars" / "main.yml").read_text())
+    native = NativeEnvironment(undefined=StrictUndefined)
+    env = Environment(undefined=StrictUndefined, keep_trailing_newline=True)
+    env.filters["to_nice_json"] = lambda v, indent=4: json.dumps(v, indent=indent,
+                                                                 sort_keys=True)
+    source = (role / "templates" / "mysql-backup.json.j2").read_text()
+    context = dict(context, inventory_hostname="hostkit-db-4")
+    for name in sorted(meta.find_undeclared_variables(env.parse(source))):
+        if name.startswith("__mysql_backup_"):
+            context[name] = native.from_string(str(role_vars[name])).render(context)
+    return env.from_string(source).render(context)
+
+
+def test_the_file_the_role_writes_for_the_sandbox_passes(tmp_path: Path) -> None:
+    context = sandbox_settings("mysql_backup", SANDBOX_BACKUP_HOST)
+    path = tmp_path / "mysql-backup.json"
+    path.write_text(role_settings_file(context))
+    loaded = load_config(str(path))
+    assert (loaded.cluster, loaded.server, loaded.bucket) == (
+        "hello", "hostkit-db-4", "hostkit-sandbox-backups")
+    assert loaded.global_config_bucket == "hostkit-sandbox-config"
+    assert loaded.work_dir == "/var/lib/hostkit/mysql-backup/work"
+    assert loaded.endpoint_url == "http://aws:5000" and loaded.master_port == 3306
+    # Production's shape: AWS's own endpoints, the inventory owning the source file.
+    context.update(mysql_backup_s3_endpoint_url="", mysql_backup_global_config_endpoint_url="",
+                   mysql_backup_source_owner="inventory",
+                   mysql_backup_mariabackup_extra_args=["--parallel=2"])
+    production = parse_config(json.loads(role_settings_file(context)))
+    assert production.global_config_bucket == "" and production.endpoint_url == ""
 
 
 def test_a_legacy_configuration_with_product_is_read_as_the_cluster(

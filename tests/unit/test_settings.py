@@ -72,3 +72,13 @@ def test_check_config_says_valid_or_lists_the_problems(tmp_path: Path) -> None:
     path.write_text(json.dumps({"name": ""}))
     status, message = settings.check_config(str(path), SCHEMA, Example)
     assert status == 1 and message.startswith(f"{path}: name: ''")  # wording: jsonschema's
+
+
+def test_a_write_only_value_is_never_shown() -> None:
+    schema = {"type": "object", "properties": {
+        "password": {"type": "string", "minLength": 8, "writeOnly": True,
+                     "description": "a password of 8 characters or more"},
+        "token": {"type": "string", "writeOnly": True}}}
+    found = settings.problems({"password": "hunter2", "token": 12345}, schema)
+    assert found == ["password: must be a password of 8 characters or more, got a string "
+                     "(not shown)", "token: must be valid, got a number (not shown)"]
