@@ -12,24 +12,43 @@ from typing import Any
 _WHOLE = re.compile(r"^[0-9]+$")
 
 
+def _limits(low: float | None, high: float | None) -> str:
+    if low is not None and high is not None:
+        return f" from {low} to {high}"
+    if low is not None:
+        return f" >= {low}"
+    if high is not None:
+        return f" <= {high}"
+    return ""
+
+
+def _amount_problems(settings: Mapping[str, Any], name: str, pattern: re.Pattern[str],
+                     low: float | None, high: float | None, what: str,
+                     strip: bool = False) -> list[str]:
+    """settings[name] written as `pattern` (its text; booleans never match), and its value
+    within [low, high]; `what` says what is expected (the limits are added)."""
+    value = settings.get(name)
+    text = "" if isinstance(value, bool) else str(value)
+    text = text.strip() if strip else text
+    expected = f"{what}{_limits(low, high)}"
+    if not pattern.match(text):
+        return [f"{name} must be {expected}, got {value!r}"]
+    amount = float(text)
+    if (low is not None and amount < low) or (high is not None and amount > high):
+        return [f"{name} must be {expected}, got {value!r}"]
+    return []
+
+
+def _unit(kind: str, unit: str) -> str:
+    return f"{kind}{' of ' + unit if unit else ''}"
+
+
 def whole_number(settings: Mapping[str, Any], name: str, low: int | None = None,
                  high: int | None = None, unit: str = "") -> list[str]:
-    """settings[name] is a whole number (an int, or a string of digits) within [low, high]."""
-    value = settings.get(name)
-    text = str(value).strip() if not isinstance(value, bool) else ""
-    what = f"a whole number{' of ' + unit if unit else ''}"
-    if low is not None and high is not None:
-        what += f" from {low} to {high}"
-    elif low is not None:
-        what += f" >= {low}"
-    elif high is not None:
-        what += f" <= {high}"
-    if not _WHOLE.match(text):
-        return [f"{name} must be {what}, got {value!r}"]
-    number = int(text)
-    if (low is not None and number < low) or (high is not None and number > high):
-        return [f"{name} must be {what}, got {value!r}"]
-    return []
+    """settings[name] is a whole number (an int, or a string of digits, blanks around
+    them allowed) within [low, high]."""
+    return _amount_problems(settings, name, _WHOLE, low, high, _unit("a whole number", unit),
+                            strip=True)
 
 
 def port(settings: Mapping[str, Any], name: str) -> list[str]:
@@ -107,29 +126,11 @@ _HTTP_URL = re.compile(r"^https?://[^/\s]+")
 _ENVIRONMENT_UNSAFE = re.compile(r'[\s"\\]')
 
 
-def _limits(low: float | None, high: float | None) -> str:
-    if low is not None and high is not None:
-        return f" from {low} to {high}"
-    if low is not None:
-        return f" >= {low}"
-    if high is not None:
-        return f" <= {high}"
-    return ""
-
-
 def number(settings: Mapping[str, Any], name: str, low: float | None = None,
            high: float | None = None, unit: str = "") -> list[str]:
     """settings[name] is a number in digits with an optional decimal part (2, '0.5'),
     within [low, high]. Booleans and exponents ('1e3') are not numbers here."""
-    value = settings.get(name)
-    text = "" if isinstance(value, bool) else str(value)
-    what = f"a number{' of ' + unit if unit else ''}{_limits(low, high)}"
-    if not _DECIMAL.match(text):
-        return [f"{name} must be {what}, got {value!r}"]
-    amount = float(text)
-    if (low is not None and amount < low) or (high is not None and amount > high):
-        return [f"{name} must be {what}, got {value!r}"]
-    return []
+    return _amount_problems(settings, name, _DECIMAL, low, high, _unit("a number", unit))
 
 
 def not_empty(settings: Mapping[str, Any], name: str, why: str = "",
@@ -211,15 +212,7 @@ def whole_number_as_written(settings: Mapping[str, Any], name: str, low: int | N
     """settings[name] is a whole number within [low, high] whose text is digits only: the
     Jinja test `value | string is match('^[0-9]+$')`. Unlike whole_number, blanks around the
     digits are refused (one trailing line break passes, as `$` lets it)."""
-    value = settings.get(name)
-    text = "" if isinstance(value, bool) else str(value)
-    what = f"a whole number{' of ' + unit if unit else ''}{_limits(low, high)}"
-    if not _WHOLE.match(text):
-        return [f"{name} must be {what}, got {value!r}"]
-    number = int(text)
-    if (low is not None and number < low) or (high is not None and number > high):
-        return [f"{name} must be {what}, got {value!r}"]
-    return []
+    return _amount_problems(settings, name, _WHOLE, low, high, _unit("a whole number", unit))
 
 
 def int_at_least(settings: Mapping[str, Any], name: str, low: int) -> list[str]:

@@ -94,3 +94,20 @@ def sandbox_settings(role: str, substitutes: Mapping[str, Substitute]) -> dict[s
     renderer = _Renderer(variables, substitutes)
     return {name: renderer.variable(name) for name in variables
             if name.startswith(f"{role}_")}
+
+
+
+# What Ansible computes on the sandbox's backup replica (hostkit-db-4, cluster hello; the
+# fleet in inventory/sandbox/group_vars/all/fleet.yml): the database topology and the
+# global config come from this project's filters and lookups, the addresses from facts.
+SANDBOX_BACKUP_HOST: dict[str, Any] = {
+    "mysql_backup_live_positions": {},
+    "mysql_backup_cluster": "hello",
+    "mysql_backup_master": "hostkit-db-1",
+    "mysql_backup_master_address": "172.30.20.11",
+    "mysql_backup_binlog_user_hosts": ["172.30.20.14"],
+    "mysql_backup_binlog_account_servers": ["hostkit-db-1", "hostkit-db-2", "hostkit-db-3",
+                                            "hostkit-db-4"],
+    "mysql_backup_credentials_dir": str(ROOT / "credentials" / "sandbox"),
+}
+

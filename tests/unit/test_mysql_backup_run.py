@@ -43,7 +43,7 @@ from host_programs.backup.snapshot import run_backup
 from host_programs.backup.stream import current_series_path, prepare_stream, run_stream
 from host_programs.common.atomic_files import write_json_atomic
 from tests.unit.binlog_fixtures import binlog
-from tests.unit.role_settings import ROOT, sandbox_settings
+from tests.unit.role_settings import ROOT, SANDBOX_BACKUP_HOST, sandbox_settings
 
 BUCKET = "hostkit-test-backups"
 MB = 1024 * 1024
@@ -334,19 +334,6 @@ def test_settings_the_old_reader_accepted_still_pass() -> None:
     assert parse_config({"product": "hello", "bucket": "b"}).cluster == "hello"
 
 
-# What Ansible computes on the sandbox's backup replica (hostkit-db-4, cluster hello; the
-# fleet in inventory/sandbox/group_vars/all/fleet.yml): the database topology comes from
-# this project's filters and lookups, the addresses from facts.
-SANDBOX_BACKUP_HOST = {
-    "mysql_backup_live_positions": {},
-    "mysql_backup_cluster": "hello",
-    "mysql_backup_master": "hostkit-db-1",
-    "mysql_backup_master_address": "172.30.20.11",
-    "mysql_backup_binlog_user_hosts": ["172.30.20.14"],
-    "mysql_backup_binlog_account_servers": ["hostkit-db-1", "hostkit-db-2", "hostkit-db-3",
-                                            "hostkit-db-4"],
-    "mysql_backup_credentials_dir": str(ROOT / "credentials" / "sandbox"),
-}
 
 
 def role_settings_file(context: dict[str, Any]) -> str:

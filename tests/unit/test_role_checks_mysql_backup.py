@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from filter_plugins.role_checks import hostkit_settings_problems
-from tests.unit.role_settings import ROOT, sandbox_settings
+from tests.unit.role_settings import SANDBOX_BACKUP_HOST, sandbox_settings
 
 PRODUCTS = [{"name": "hello", "database": {"name": "hello", "user": "hello"}},
             {"name": "notes", "database": {"name": "notes", "user": "notes",
@@ -98,19 +98,6 @@ def test_every_problem_is_reported_at_once() -> None:
                      mysql_backup_schedule="", mysql_backup_master="")) == 4
 
 
-# What Ansible computes on the sandbox's backup replica (hostkit-db-4, cluster hello; the
-# fleet in inventory/sandbox/group_vars/all/fleet.yml): the database topology and the
-# global config come from this project's filters and lookups, the addresses from facts.
-SANDBOX_BACKUP_HOST = {
-    "mysql_backup_live_positions": {},
-    "mysql_backup_cluster": "hello",
-    "mysql_backup_master": "hostkit-db-1",
-    "mysql_backup_master_address": "172.30.20.11",
-    "mysql_backup_binlog_user_hosts": ["172.30.20.14"],
-    "mysql_backup_binlog_account_servers": ["hostkit-db-1", "hostkit-db-2", "hostkit-db-3",
-                                            "hostkit-db-4"],
-    "mysql_backup_credentials_dir": str(ROOT / "credentials" / "sandbox"),
-}
 
 
 def test_the_sandbox_configuration_has_no_problem() -> None:
