@@ -91,6 +91,7 @@ records:
 """
 
 try:
+    from ansible.module_utils.aws import aws_client
     from ansible.module_utils.route53_multivalue import (
         Route53Error,
         apply_changes,
@@ -117,11 +118,8 @@ ARGUMENT_SPEC: dict[str, Any] = {
 
 
 def make_client(region: str, endpoint_url: str | None) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client("route53", region_name=region, endpoint_url=endpoint_url,
-                        config=Config(retries={"mode": "adaptive", "max_attempts": 8}))
+    """module_utils/aws.py's client: its retry policy, the default patience."""
+    return aws_client("route53", region, endpoint_url)
 
 
 def run(params: dict[str, Any], client: Any, check_mode: bool) -> dict[str, Any]:

@@ -56,14 +56,27 @@ class AwsClientError(RuntimeError):
     """boto3 is missing or the request for a client is wrong; the message says which."""
 
 
-def client_config(service: str, patience: str = "default",
-                  endpoint_url: str | None = None) -> Any:
-    """The botocore Config of a client: the retry policy and the patience's timeouts."""
+def choose_patience(patience: str = "default", attempts: int | None = None,
+                    connect_timeout: float | None = None,
+                    read_timeout: float | None = None) -> Patience:
+    """The named patience, with any number a caller's own settings give instead (the config
+    agent's timeouts, one attempt where the caller retries by itself)."""
     if patience not in PATIENCE:
         raise AwsClientError(f"unknown patience '{patience}' (known: {', '.join(PATIENCE)})")
+    chosen = PATIENCE[patience]
+    return Patience(
+        max_attempts=chosen.max_attempts if attempts is None else attempts,
+        connect_timeout=chosen.connect_timeout if connect_timeout is None else connect_timeout,
+        read_timeout=chosen.read_timeout if read_timeout is None else read_timeout)
+
+
+def client_config(service: str, patience: str = "default",
+                  endpoint_url: str | None = None, **numbers: Any) -> Any:
+    """The botocore Config of a client: the retry policy and the patience's timeouts
+    (`numbers`: attempts, connect_timeout, read_timeout, see choose_patience)."""
+    chosen = choose_patience(patience, **numbers)
     if BOTO_IMPORT_ERROR is not None:
         raise AwsClientError(f"the Python package boto3 is required: {BOTO_IMPORT_ERROR}")
-    chosen = PATIENCE[patience]
     return Config(retries={"mode": RETRY_MODE, "max_attempts": chosen.max_attempts},
                   connect_timeout=chosen.connect_timeout, read_timeout=chosen.read_timeout,
                   s3={"addressing_style": "path"} if service == "s3" and endpoint_url else None)
@@ -71,13 +84,14 @@ def client_config(service: str, patience: str = "default",
 
 def aws_client(service: str, region: str | None = None, endpoint_url: str | None = None,
                patience: str = "default", credentials: Mapping[str, str] | None = None,
-               session: Any = None) -> Any:
+               session: Any = None, **numbers: Any) -> Any:
     """A boto3 client of `service` with the retry policy and the named patience.
 
     `credentials` maps AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN to
     values (other keys are ignored); without them boto3 finds credentials the usual way.
-    `session` (a boto3 Session) is used instead of the default one when given."""
-    config = client_config(service, patience, endpoint_url)
+    `session` (a boto3 Session) is used instead of the default one when given; `numbers`
+    (attempts, connect_timeout, read_timeout) replace the patience's own."""
+    config = client_config(service, patience, endpoint_url, **numbers)
     keys = {arg: str(credentials[var]) for var, arg in CREDENTIAL_VARIABLES.items()
             if credentials and credentials.get(var)}
     maker = session.client if session is not None else boto3.client

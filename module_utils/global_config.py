@@ -33,8 +33,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 try:
-    import boto3
-    from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 except ImportError as exc:  # reported by make_client / the store, not on import
     BOTO_IMPORT_ERROR: ImportError | None = exc
@@ -48,6 +46,13 @@ except ImportError as exc:
     JSONSCHEMA_IMPORT_ERROR: ImportError | None = exc
 else:
     JSONSCHEMA_IMPORT_ERROR = None
+
+# The one client factory (module_utils/aws.py): as ansible.module_utils.aws inside a module,
+# as module_utils.aws in the plugins and the host programs.
+try:
+    from ansible.module_utils.aws import AwsClientError, aws_client
+except ImportError:
+    from module_utils.aws import AwsClientError, aws_client
 
 ROLES = ("web", "db", "memcached", "monitor")
 STATES = ("provisioning", "in_service", "draining", "fenced")
@@ -728,30 +733,23 @@ def apply_change(doc: Mapping[str, Any], change: Change, updated_by: str,
 # --------------------------------------------------------------------------- S3 store
 
 
-# Credentials given as environment variables (a play's `environment:` mapping) -> boto3.
-_CREDENTIAL_VARIABLES = {"AWS_ACCESS_KEY_ID": "aws_access_key_id",
-                         "AWS_SECRET_ACCESS_KEY": "aws_secret_access_key",
-                         "AWS_SESSION_TOKEN": "aws_session_token"}
-
-
 def make_client(region: str | None = None, endpoint_url: str | None = None,
                 max_attempts: int = 5, connect_timeout: float = 5,
                 read_timeout: float = 10,
                 credentials: Mapping[str, str] | None = None) -> Any:
-    """An S3 client with botocore's standard retry mode (throttling, 5xx, timeouts) and
-    short timeouts; path-style addressing when an endpoint (a local emulator) is given.
-    Without endpoint_url, boto3 still honours AWS_ENDPOINT_URL. `credentials` maps
-    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN to values (other keys
-    are ignored); without them boto3 finds credentials the usual way."""
+    """The S3 client of the global config: module_utils/aws.py's client (its retry policy,
+    path-style addressing when an endpoint, a local emulator, is given) with these
+    attempts and timeouts. Without endpoint_url, boto3 still honours AWS_ENDPOINT_URL.
+    `credentials` maps AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN to
+    values; without them boto3 finds credentials the usual way."""
     if BOTO_IMPORT_ERROR is not None:
         raise GlobalConfigError(f"the Python package boto3 is required: {BOTO_IMPORT_ERROR}")
-    config = Config(retries={"mode": "standard", "max_attempts": max_attempts},
-                    connect_timeout=connect_timeout, read_timeout=read_timeout,
-                    s3={"addressing_style": "path"} if endpoint_url else None)
-    keys = {arg: str(credentials[var]) for var, arg in _CREDENTIAL_VARIABLES.items()
-            if credentials and credentials.get(var)}
-    return boto3.client("s3", region_name=region, endpoint_url=endpoint_url or None,
-                        config=config, **keys)
+    try:
+        return aws_client("s3", region, endpoint_url, credentials=credentials,
+                          attempts=max_attempts, connect_timeout=connect_timeout,
+                          read_timeout=read_timeout)
+    except AwsClientError as exc:
+        raise GlobalConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True)

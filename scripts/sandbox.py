@@ -149,13 +149,11 @@ def ensure_aws(timeout: float = 60) -> str:
 
 
 def s3_client(endpoint: str | None = None):  # noqa: ANN201 (boto3 client type)
-    import boto3
-    from botocore.config import Config
+    from module_utils.aws import aws_client
 
-    return boto3.client(
-        "s3", endpoint_url=endpoint or ensure_aws(), region_name=REGION,
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-        config=Config(retries={"mode": "standard", "max_attempts": 5}))
+    return aws_client("s3", REGION, endpoint or ensure_aws(),
+                      credentials={"AWS_ACCESS_KEY_ID": "testing",
+                                   "AWS_SECRET_ACCESS_KEY": "testing"})
 
 
 def ensure_bucket(name: str, endpoint: str | None = None) -> str:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
 from host_programs.backup.core import BackupError
+from module_utils.aws import aws_client
 
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's smallest part (all but the last)
 MAX_PARTS = 10000
@@ -24,14 +25,9 @@ READ_CHUNK = 1024 * 1024
 
 
 def make_client(endpoint_url: str | None = None, region: str | None = None,
-                max_attempts: int = 8) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3", endpoint_url=endpoint_url or None, region_name=region or None,
-        config=Config(retries={"mode": "standard", "max_attempts": max_attempts},
-                      connect_timeout=10, read_timeout=120))
+                patience: str = "transfer") -> Any:
+    """The backups' S3 client (module_utils/aws.py): patient enough for large uploads."""
+    return aws_client("s3", region or None, endpoint_url or None, patience=patience)
 
 
 def _error_code(exc: Exception) -> str:
@@ -82,12 +78,15 @@ class S3Store:
             raise BackupError("no bucket configured")
         self.bucket = bucket
         self.client = client or make_client(endpoint_url, region)
+        # The check before a backup starts: an S3 that does not answer fails it in seconds,
+        # not after the retries a transfer deserves.
+        self.check_client = client or make_client(endpoint_url, region, patience="default")
 
     # ----------------------------------------------------------------- checks, small objects
 
     def check_bucket(self) -> None:
         try:
-            self.client.head_bucket(Bucket=self.bucket)
+            self.check_client.head_bucket(Bucket=self.bucket)
         except Exception as exc:
             code = _error_code(exc)
             if code in ("404", "NoSuchBucket", "NotFound"):

@@ -26,9 +26,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from module_utils.aws import aws_client
+
 try:
-    import boto3
-    from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 except ImportError as exc:
     BOTO_IMPORT_ERROR: ImportError | None = exc
@@ -210,10 +210,10 @@ class Ec2Fence:
 def ec2_client(region: str | None, endpoint_url: str | None = None) -> Any:
     if BOTO_IMPORT_ERROR is not None:
         raise FenceError(f"ec2 fencing needs the Python package boto3: {BOTO_IMPORT_ERROR}")
-    config = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=3,
-                    read_timeout=10)
-    return boto3.client("ec2", region_name=region, endpoint_url=endpoint_url or None,
-                        config=config)
+    # On the failover's path: the quick patience (module_utils/aws.py), a little longer to
+    # read (a stop call may take seconds to answer).
+    return aws_client("ec2", region, endpoint_url, patience="quick", attempts=4,
+                      connect_timeout=3, read_timeout=10)
 
 
 def make_fencer(settings: Mapping[str, Any]) -> NoFence | DockerFence | Ec2Fence:

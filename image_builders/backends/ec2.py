@@ -39,12 +39,12 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 import boto3
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from image_builders.backends import LABEL_PREFIX, BackendError, ImageInfo, Parent
 from image_builders.manifest import PACKAGE_QUERY
 from image_builders.recipe import OS_PARENT
+from module_utils.aws import aws_client
 
 ENV_PREFIX = "HOSTKIT_EC2_"
 MANAGED_BY = "hostkit"
@@ -555,18 +555,15 @@ class Ec2Backend:
 
     # --- AWS plumbing -------------------------------------------------------------------------
     def client(self, service: str, region: str | None = None) -> Any:
-        """A cached boto3 client (adaptive retries, optional endpoint_url); thread-safe."""
+        """A cached client of module_utils/aws.py (its retry policy, patience `transfer`:
+        AMI copies and long waits), in a session of this builder's own; thread-safe."""
         region = region or self.config.region
         with self._lock:
             key = (service, region)
             if key not in self._clients:
-                kwargs: dict[str, Any] = {
-                    "region_name": region,
-                    "config": BotoConfig(retries={"max_attempts": 10, "mode": "adaptive"}),
-                }
-                if self.config.endpoint_url:
-                    kwargs["endpoint_url"] = self.config.endpoint_url
-                self._clients[key] = boto3.session.Session().client(service, **kwargs)
+                self._clients[key] = aws_client(service, region, self.config.endpoint_url,
+                                                patience="transfer",
+                                                session=boto3.session.Session())
             return self._clients[key]
 
     def wait(self, client: Any, waiter: str, timeout: float, **params: Any) -> None:
