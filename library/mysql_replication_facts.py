@@ -13,6 +13,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 try:
     from ansible.module_utils.mysql_flavor import (
         account_hosts,
+        binlogs_beyond,
         global_variables,
         gtid_position,
         oldest_binlog_gtid_pos,
@@ -75,6 +76,12 @@ options:
     type: list
     elements: str
     default: []
+  binlogs_beyond:
+    description:
+      - A GTID position (another server's, such as its cluster's master's). The binary log
+        files that hold every transaction of this server past it are returned in
+        RV(binlogs_beyond), to be saved before a diverged server's data is thrown away.
+    type: str
 attributes:
   check_mode:
     description: Reads only; the same in check mode.
@@ -103,6 +110,12 @@ EXAMPLES = r"""
     accounts: [root, ""]
   become: true
   register: repl
+
+- name: The binary logs that hold what the master never got
+  mysql_replication_facts:
+    binlogs_beyond: "{{ master_state.gtid.binlog }}"
+  become: true
+  register: diverged
 
 - name: Semi-synchronous replication on the master
   ansible.builtin.debug:
@@ -210,6 +223,14 @@ oldest_binlog_gtid_pos:
       binary log is off.
   returned: always
   type: str
+binlogs_beyond:
+  description:
+    - The binary log files (full paths, oldest first) that hold every transaction of this
+      server past O(binlogs_beyond); V([]) when the binary log is off.
+  returned: when O(binlogs_beyond) is given
+  type: list
+  elements: str
+  sample: [/var/lib/mysql/mysql-bin.000007]
 log_bin:
   description: Whether the binary log is on.
   returned: always
@@ -273,6 +294,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "wait": {"type": "int", "default": 0},
     "variables": {"type": "list", "elements": "str", "default": []},
     "accounts": {"type": "list", "elements": "str", "default": []},
+    "binlogs_beyond": {"type": "str"},
 }
 
 
@@ -332,7 +354,10 @@ def run(params: dict[str, Any], connector: Callable[[dict[str, Any]], Any],
         clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
     conn = connect_waiting(params, connector, retry_on, sleep, clock)
     try:
-        return {"changed": False, **gather(conn, params.get("variables"), params.get("accounts"))}
+        facts = gather(conn, params.get("variables"), params.get("accounts"))
+        if params.get("binlogs_beyond") is not None:
+            facts["binlogs_beyond"] = binlogs_beyond(conn, params["binlogs_beyond"])
+        return {"changed": False, **facts}
     finally:
         conn.close()
 

@@ -473,6 +473,29 @@ def oldest_binlog_gtid_pos(conn: Connection, flavor: Flavor | None = None) -> st
     return _squash(query_value(conn, "SELECT BINLOG_GTID_POS(%s, 4)", (first,)))
 
 
+def binlogs_beyond(conn: Connection, position: str, flavor: Flavor | None = None) -> list[str]:
+    """The binary log files (full paths, oldest first) that hold every transaction past
+    `position` (another server's GTIDs, such as a new master's): what to save before a
+    diverged server's data is thrown away. MariaDB: from the newest file back to the first
+    whose starting GTID position `position` already covers. MySQL: every file (its starting
+    GTID sets are not read here). [] when the binary log is off."""
+    flavor = flavor or server_flavor(conn)
+    if not _on(query_value(conn, "SELECT @@GLOBAL.log_bin")):
+        return []
+    names = [str(row.get("Log_name")) for row in query_rows(conn, "SHOW BINARY LOGS")]
+    base = str(query_value(conn, "SELECT @@GLOBAL.log_bin_basename") or "")
+    folder = base.rsplit("/", 1)[0] if "/" in base else ""
+    chosen: list[str] = []
+    for name in reversed(names):
+        chosen.insert(0, name)
+        if flavor.is_mariadb:
+            start = _squash(query_value(conn, "SELECT BINLOG_GTID_POS(%s, 4)", (name,)))
+            if not errant_gtids(start, position, flavor):
+                break
+    return [f"{folder}/{name}" if folder and not name.startswith("/") else name
+            for name in chosen]
+
+
 # ---------------------------------------------------------------------------------------------
 # Semi-synchronous replication
 

@@ -120,32 +120,49 @@ def aws_image() -> str:
 
 def _answers(url: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/moto-api/", timeout=2) as reply:
+        with urllib.request.urlopen(f"{url}/moto-api/", timeout=10) as reply:
             return reply.status == 200
     except OSError:
         return False
 
 
-def ensure_aws(timeout: float = 60) -> str:
-    """The AWS endpoint; returns the URL the host uses."""
+def _emulator_state() -> str:
+    """'running', 'stopped' (the container exists but does not run) or 'absent'."""
+    proc = docker("inspect", "-f", "{{.State.Running}}", AWS_CONTAINER, check=False)
+    if proc.returncode != 0:
+        return "absent"
+    return "running" if proc.stdout.strip() == "true" else "stopped"
+
+
+def ensure_aws(timeout: float = 120) -> str:
+    """The AWS endpoint; returns the URL the host uses.
+
+    A running emulator is never replaced: it holds the sandbox's S3 and EC2 state in memory
+    (the global config, the backups), and a busy one may take seconds to answer. It is waited
+    for; only a missing one is created, a stopped one started."""
     ensure_network()
-    if _answers(AWS_HOST_URL):
+    state = _emulator_state()
+    if state == "running" and _answers(AWS_HOST_URL):
         return AWS_HOST_URL
-    image = aws_image()
-    CREATED.append(f"container {AWS_CONTAINER}")
-    docker("rm", "-f", AWS_CONTAINER, check=False)
-    docker("run", "-d", "--name", AWS_CONTAINER, "--hostname", AWS_CONTAINER,
-           "--network", NETWORK, "--network-alias", AWS_ALIAS,
-           "-p", f"127.0.0.1:{AWS_PORT}:5000", "--restart", "unless-stopped",
-           "--label", f"{SANDBOX_LABEL}=aws", image)
+    if state == "stopped":
+        CREATED.append(f"container {AWS_CONTAINER} (started again, its state starts empty)")
+        docker("start", AWS_CONTAINER)
+    elif state == "absent":
+        image = aws_image()
+        CREATED.append(f"container {AWS_CONTAINER}")
+        docker("run", "-d", "--name", AWS_CONTAINER, "--hostname", AWS_CONTAINER,
+               "--network", NETWORK, "--network-alias", AWS_ALIAS,
+               "-p", f"127.0.0.1:{AWS_PORT}:5000", "--restart", "unless-stopped",
+               "--label", f"{SANDBOX_LABEL}=aws", image)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if _answers(AWS_HOST_URL):
             return AWS_HOST_URL
-        time.sleep(0.3)
+        time.sleep(0.5)
     logs = docker("logs", "--tail", "20", AWS_CONTAINER, check=False)
     raise SandboxError(f"{AWS_CONTAINER} did not answer on {AWS_HOST_URL} within "
-                       f"{timeout:.0f}s; last log lines:\n{logs.stdout}{logs.stderr}")
+                       f"{timeout:.0f}s (left as it is: it holds the sandbox's AWS state); "
+                       f"last log lines:\n{logs.stdout}{logs.stderr}")
 
 
 def s3_client(endpoint: str | None = None):  # noqa: ANN201 (boto3 client type)

@@ -353,7 +353,7 @@ def test_bad_input_stops_before_any_server_changes(cluster: Cluster, case: str) 
         live = {"hello": {"master": None, "candidate": None,
                           "slave_candidate": h["slave_candidate"], "backup": h["backup"]}}
         extra = ["-e", json.dumps({"mysql_live_positions": live, "hostkit_live": {
-            "clusters": {"hello": {"db": live}}}})]
+            "clusters": {"hello": {"db": live["hello"]}}}})]
         expected = [f"cluster 'hello': host '{h['slave_candidate']}' is the slave_candidate but "
                     "the cluster has no candidate",
                     f"host '{h['backup']}' is the backup but the cluster has no master"]

@@ -299,3 +299,27 @@ def test_settings_to_change_keeps_only_what_differs() -> None:
     current = {"max_connections": "151", "sync_binlog": "1", "binlog_format": "ROW",
                "gtid_strict_mode": "ON"}
     assert mf.settings_to_change(wanted, current) == {"max_connections": 500, "unknown_var": 3}
+
+
+def test_binlogs_beyond_a_position_reach_back_to_the_first_file_it_covers() -> None:
+    server = FakeServer(binary_logs=["mariadb-bin.000007", "mariadb-bin.000008",
+                                     "mariadb-bin.000009"],
+                        binlog_start={"mariadb-bin.000007": "0-1-40",
+                                      "mariadb-bin.000008": "0-1-90",
+                                      "mariadb-bin.000009": "0-1-120,0-2-3"})
+    server.variables["log_bin_basename"] = "/var/lib/mysql/mariadb-bin"
+    connect = server.connect
+    # the master has 0-1-100: the old master's own 0-2-x and 0-1-101.. are in 000008 and later
+    assert mf.binlogs_beyond(connect(), "0-1-100", MARIADB) == [
+        "/var/lib/mysql/mariadb-bin.000008", "/var/lib/mysql/mariadb-bin.000009"]
+    # the master has everything up to the newest file's start: only that file
+    assert mf.binlogs_beyond(connect(), "0-1-120,0-2-3", MARIADB) == [
+        "/var/lib/mysql/mariadb-bin.000009"]
+    # a master behind the oldest file: every file
+    assert len(mf.binlogs_beyond(connect(), "0-1-10", MARIADB)) == 3
+
+
+def test_binlogs_beyond_with_the_binary_log_off_is_empty() -> None:
+    server = FakeServer()
+    server.variables["log_bin"] = "OFF"
+    assert mf.binlogs_beyond(server.connect(), "0-1-5", MARIADB) == []
