@@ -26,8 +26,10 @@ images: bootstrap
 	$(PY) -m image_builders build $(ROLES)
 
 # The sandbox site: infrastructure, fleet and configuration (run again: changes nothing).
+# The stamp records what converged, so that the platform tests do not converge it again.
 up: images
 	$(BIN)/ansible-playbook playbooks/sandbox_up.yml
+	$(PY) scripts/sandbox.py stamp
 
 # Remove the sandbox (containers, network, generated state); images stay.
 down: bootstrap

@@ -11,12 +11,20 @@
 - buckets created with versioning and default encryption, as production expects them.
 
 Everything here is idempotent: a piece that is already there and answering is left alone.
-Usage: sandbox.py network | aws | bucket NAME... | down-aws | down
+
+`stamp` records what `make up` converged: a digest of the code that configures the site and
+the identity of the running sandbox (each container's id and start time, the global config's
+version). `stamp --check` says whether that still holds, so that the platform tests skip a
+third converge right after `make up` and converge again after anything changed.
+
+Usage: sandbox.py network | aws | bucket NAME... | down-aws | down | stamp [--check]
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
+import json
 import re
 import shutil
 import subprocess
@@ -213,6 +221,73 @@ def down() -> list[str]:
     return removed
 
 
+# What configures the sandbox: a change to any file here means the site must converge again.
+STAMP_SOURCES = ("ansible.cfg", "requirements.txt", "roles", "playbooks", "library",
+                 "module_utils", "plugin_utils", "host_programs", "filter_plugins",
+                 "lookup_plugins", "inventory", "image_builders")
+STAMP = ROOT / ".state" / "sandbox" / "converged.json"
+CONFIG_BUCKET, CONFIG_KEY = "hostkit-sandbox-config", "global-config.json"
+
+
+def code_digest(root: Path = ROOT) -> str:
+    """sha256 over the path and bytes of every file that configures the site."""
+    digest = hashlib.sha256()
+    for name in STAMP_SOURCES:
+        top = root / name
+        files = [top] if top.is_file() else sorted(
+            f for f in top.rglob("*") if f.is_file() and "__pycache__" not in f.parts)
+        for path in files:
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def sandbox_identity() -> dict[str, str]:
+    """Each sandbox container (managed hosts and the AWS endpoint) with its id and start time,
+    and the global config's version: a restarted container or a rewritten config differ."""
+    names = docker("ps", "-q", "--filter", "label=io.hostkit.managed=true", check=False
+                   ).stdout.split()
+    names += docker("ps", "-q", "--filter", f"label={SANDBOX_LABEL}", check=False).stdout.split()
+    identity: dict[str, str] = {}
+    if names:
+        lines = docker("inspect", "-f", "{{.Name}} {{.Id}} {{.State.StartedAt}}",
+                       *sorted(set(names)), check=False).stdout.splitlines()
+        for line in lines:
+            name, _, rest = line.strip().lstrip("/").partition(" ")
+            identity[name] = rest
+    if _answers(AWS_HOST_URL):
+        try:
+            head = s3_client(AWS_HOST_URL).head_object(Bucket=CONFIG_BUCKET, Key=CONFIG_KEY)
+            identity["global config"] = str(head.get("VersionId") or head.get("ETag"))
+        except Exception as exc:  # noqa: BLE001 (any failure: the stamp does not hold)
+            identity["global config"] = f"unreadable: {type(exc).__name__}"
+    return identity
+
+
+def write_stamp() -> Path:
+    STAMP.parent.mkdir(parents=True, exist_ok=True)
+    record = {"code": code_digest(), "sandbox": sandbox_identity(),
+              "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    partial = STAMP.with_suffix(".tmp")
+    partial.write_text(json.dumps(record, indent=1, sort_keys=True))
+    partial.replace(STAMP)
+    return STAMP
+
+
+def stamp_holds() -> tuple[bool, str]:
+    """(True, when) if the sandbox is as the last `make up` left it with this code; else
+    (False, why not)."""
+    try:
+        record = json.loads(STAMP.read_text())
+    except (OSError, ValueError):
+        return False, f"no record of a converge ({STAMP.relative_to(ROOT)})"
+    if record.get("code") != code_digest():
+        return False, "the code changed since the last converge"
+    now = sandbox_identity()
+    if not now or record.get("sandbox") != now:
+        return False, "the sandbox changed since the last converge (containers or global config)"
+    return True, str(record.get("at"))
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
@@ -231,6 +306,12 @@ def main(argv: list[str]) -> int:
         elif command == "down":
             for item in down():
                 print(f"removed {item}")
+        elif command == "stamp" and args == ["--check"]:
+            holds, detail = stamp_holds()
+            print(f"converged at {detail}" if holds else f"not converged: {detail}")
+            return 0 if holds else 1
+        elif command == "stamp":
+            print(f"wrote {write_stamp().relative_to(ROOT)}")
         else:
             print(f"sandbox.py: unknown command {command!r}", file=sys.stderr)
             return 2
