@@ -6,12 +6,16 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
+from plugin_utils.product_trust import grant_target
 from plugin_utils.products import product_problems, select_products
 
 
-def hostkit_product_problems(products: Any, *require: str) -> list[str]:
-    """List of problems (empty when fine); `require` names checks, default all."""
-    return product_problems(products, require) if require else product_problems(products)
+def hostkit_product_problems(products: Any, *require: str, exceptions: Any = None) -> list[str]:
+    """List of problems (empty when fine); `require` names checks, default all;
+    `exceptions`: the operators' platform_product_exceptions."""
+    if require:
+        return product_problems(products, require, exceptions=exceptions)
+    return product_problems(products, exceptions=exceptions)
 
 
 def hostkit_select_products(catalog: Any, names: Any) -> list[dict[str, Any]]:
@@ -22,9 +26,19 @@ def hostkit_select_products(catalog: Any, names: Any) -> list[dict[str, Any]]:
         raise AnsibleFilterError(str(exc.args[0])) from None
 
 
+def hostkit_database_grant(database: Any) -> str:
+    """`` `name`.* `` for a product's database name; an invalid name is an error, so that
+    nothing but a plain identifier ever reaches a GRANT."""
+    try:
+        return grant_target(database)
+    except ValueError as exc:
+        raise AnsibleFilterError(f"hostkit_database_grant: {exc}") from None
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "hostkit_product_problems": hostkit_product_problems,
             "hostkit_select_products": hostkit_select_products,
+            "hostkit_database_grant": hostkit_database_grant,
         }

@@ -4,6 +4,11 @@ A product is described once, in git (`inventory/<env>/group_vars/all/products.ym
 `platform_products`). Roles receive the products of their host as a list and check them
 with `product_problems` before they change anything, so a bad entry stops the run with a
 message that names the product and the field. No Ansible imports: unit-testable as is.
+
+products.yml is written by product teams: an entry must not be able to gain root on its
+hosts or touch another product (plugin_utils/product_trust.py has the rules). Operators may
+allow a product more in the platform setting `platform_product_exceptions`, passed here as
+`exceptions`; products.yml itself cannot.
 """
 
 from __future__ import annotations
@@ -12,14 +17,26 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from plugin_utils import product_trust as trust
+
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*"
-                       r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+# RFC 1123 host names of at least two labels whose last label starts with a letter (no
+# address, no `localhost`); a leading `*.` (a wildcard alias) is allowed.
+DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+"
+                       r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 CRON_FIELD_RE = re.compile(r"^[0-9A-Za-z*/,\-]+$")
 SOURCE_TYPES = {"local": ("path",), "git": ("repo",), "tarball": ("url",), "s3": ("bucket", "key")}
-# Users a cron job may run as besides the product's own users.
-SYSTEM_CRON_USERS = frozenset({"root"})
+# Where a product's code may come from: a path in this repository (relative, no '..'), and
+# remote sources over the network only (no file://, no ext:: or local git repositories).
+GIT_REPO_RE = re.compile(r"^(https://|ssh://|git@[A-Za-z0-9.-]+:)[^\s]+$")
+TARBALL_URL_RE = re.compile(r"^https?://[^\s]+$")
+S3_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# A directory inside the release: relative (a leading / is read as relative too).
+DOCROOT_RE = re.compile(r"^/?[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/?$")
+DOT_SEGMENT_RE = re.compile(r"(^|/)\.\.?(/|$)")
+# Ordinary (non-system) group ids of Debian and EL.
+GID_RANGE = (1000, 59999)
 
 
 def product_users(product: Mapping[str, Any]) -> list[str]:
@@ -29,7 +46,14 @@ def product_users(product: Mapping[str, Any]) -> list[str]:
     return names
 
 
-def _domains(name: str, product: Mapping[str, Any]) -> list[str]:
+def product_groups(product: Mapping[str, Any]) -> list[str]:
+    """The product's group first, then its extra groups."""
+    names = [str(product.get("group") or product.get("name", ""))]
+    names += [str(g.get("name", "")) for g in product.get("groups") or [] if isinstance(g, dict)]
+    return names
+
+
+def _domains(name: str, product: Mapping[str, Any], _exceptions: Any = None) -> list[str]:
     domains = product.get("domains")
     if not isinstance(domains, list) or not domains:
         return [f"product '{name}': field 'domains' is missing or empty (a list of host names)"]
@@ -37,7 +61,7 @@ def _domains(name: str, product: Mapping[str, Any]) -> list[str]:
             for d in domains if not isinstance(d, str) or not DOMAIN_RE.match(d.lower())]
 
 
-def _source(name: str, product: Mapping[str, Any]) -> list[str]:
+def _source(name: str, product: Mapping[str, Any], _exceptions: Any = None) -> list[str]:
     source = product.get("source")
     if not isinstance(source, dict):
         return [f"product '{name}': field 'source' is missing (type: local, git, tarball or s3)"]
@@ -53,16 +77,49 @@ CHECKSUM_RE = re.compile(r"^(sha1|sha256|sha512|md5):[0-9a-fA-F]+$")
 HEALTHCHECK_RE = re.compile(r"^/\S*$")
 
 
+def _source_location(source: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(field, what it must be) when the source's location is refused."""
+    kind = source.get("type")
+    path, repo, url = source.get("path"), source.get("repo"), source.get("url")
+    if kind == "local" and path and (not isinstance(path, str) or path.startswith("/")
+                                     or DOT_SEGMENT_RE.search(path) or "\n" in path):
+        return "path", "a relative path inside the repository, without '..'"
+    if kind == "git" and repo and not (isinstance(repo, str) and GIT_REPO_RE.match(repo)):
+        return "repo", "an https://, ssh:// or git@host: repository address"
+    if kind == "tarball" and url and not (isinstance(url, str) and TARBALL_URL_RE.match(url)):
+        return "url", "an http:// or https:// address"
+    if kind == "s3" and source.get("bucket") and not S3_BUCKET_RE.match(str(source["bucket"])):
+        return "bucket", "an S3 bucket name"
+    return None
+
+
 def _source_details(name: str, product: Mapping[str, Any]) -> list[str]:
     source = product.get("source")
-    checksum = source.get("checksum") if isinstance(source, dict) else None
+    if not isinstance(source, dict):
+        return []
+    problems = []
+    checksum = source.get("checksum")
     if checksum is not None and not CHECKSUM_RE.match(str(checksum)):
-        return [f"product '{name}': field 'source.checksum' must be <algorithm>:<hex digest>, "
-                f"got '{checksum}'"]
+        problems.append(f"product '{name}': field 'source.checksum' must be <algorithm>:<hex "
+                        f"digest>, got '{checksum}'")
+    refused = _source_location(source) if source.get("type") in SOURCE_TYPES else None
+    if refused:
+        field, what = refused
+        problems.append(f"product '{name}': field 'source.{field}' must be {what}, "
+                        f"got '{source.get(field)}'")
+    return problems
+
+
+def _docroot(name: str, product: Mapping[str, Any], _exceptions: Any = None) -> list[str]:
+    docroot = product.get("docroot") or ""
+    if (not isinstance(docroot, str) or not (docroot == "" or DOCROOT_RE.match(docroot))
+            or DOT_SEGMENT_RE.search(docroot)):
+        return [f"product '{name}': field 'docroot' must be a directory inside the release "
+                f"(letters, digits, . _ - and /, no '..'), got '{docroot}'"]
     return []
 
 
-def _healthcheck(name: str, product: Mapping[str, Any]) -> list[str]:
+def _healthcheck(name: str, product: Mapping[str, Any], _exceptions: Any = None) -> list[str]:
     path = product.get("healthcheck")
     if path is not None and not (isinstance(path, str) and HEALTHCHECK_RE.match(path)):
         return [f"product '{name}': field 'healthcheck' must be a path starting with /, "
@@ -70,15 +127,27 @@ def _healthcheck(name: str, product: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def _database(name: str, product: Mapping[str, Any]) -> list[str]:
+def _database(name: str, product: Mapping[str, Any], _exceptions: Any = None) -> list[str]:
     database = product.get("database")
-    if database is not None and not isinstance(database, dict):
+    if database is None:
+        return []
+    if not isinstance(database, dict):
         return [f"product '{name}': field 'database' must be a mapping (name, user, cluster)"]
-    cluster = (database or {}).get("cluster")
+    problems = []
+    cluster = database.get("cluster")
     if cluster is not None and not (isinstance(cluster, str) and NAME_RE.match(cluster)):
-        return [f"product '{name}': field 'database.cluster' must be a cluster name (lower "
-                f"case letters, digits and _, starting with a letter), got '{cluster}'"]
-    return []
+        problems.append(f"product '{name}': field 'database.cluster' must be a cluster name "
+                        "(lower case letters, digits and _, starting with a letter), "
+                        f"got '{cluster}'")
+    if database.get("name") is not None:
+        problem = trust.database_name_problem(database["name"])
+        if problem:
+            problems.append(f"product '{name}': field 'database.name' {problem}")
+    user = database.get("user") or name
+    problem = trust.database_user_problem(user)
+    if problem:
+        problems.append(f"product '{name}': field 'database.user' {problem}")
+    return problems
 
 
 def database_cluster(product: Mapping[str, Any]) -> str | None:
@@ -111,21 +180,73 @@ def _shared_clusters(products: Sequence[Mapping[str, Any]]) -> list[str]:
     return problems
 
 
-def _users(name: str, product: Mapping[str, Any]) -> list[str]:
+def _owned(name: str, field: str, value: Any) -> list[str]:
+    """A unix user or group name of the product: valid, and the product's own."""
+    if not (isinstance(value, str) and USER_RE.match(value)):
+        return [f"product '{name}': field '{field}' is not a valid name: '{value}'"]
+    if not trust.owned_name(name, value):
+        return [f"product '{name}': field '{field}' is '{value}': a product's users and "
+                f"groups are named '{name}' or '{name}_...'"]
+    return []
+
+
+def _extra_groups(name: str, product: Mapping[str, Any]) -> list[str]:
     problems = []
-    for field in ("user", "group"):
-        value = product.get(field)
-        if value is not None and not (isinstance(value, str) and USER_RE.match(value)):
-            problems.append(f"product '{name}': field '{field}' is not a valid name: '{value}'")
-    for i, user in enumerate(product.get("users") or []):
-        if not isinstance(user, dict) or not USER_RE.match(str(user.get("name", ""))):
-            problems.append(f"product '{name}': field 'users[{i}].name' is missing or invalid")
+    for i, group in enumerate(product.get("groups") or []):
+        if not isinstance(group, dict):
+            problems.append(f"product '{name}': field 'groups[{i}]' is not a mapping")
+            continue
+        problems += _owned(name, f"groups[{i}].name", group.get("name"))
+        gid = group.get("gid")
+        if gid is not None and (isinstance(gid, bool) or not str(gid).isdigit()
+                                or not GID_RANGE[0] <= int(str(gid)) <= GID_RANGE[1]):
+            problems.append(f"product '{name}': field 'groups[{i}].gid' must be a whole number "
+                            f"from {GID_RANGE[0]} to {GID_RANGE[1]}, got '{gid}'")
     return problems
 
 
-def _cron(name: str, product: Mapping[str, Any]) -> list[str]:
+def _user_rights(name: str, product: Mapping[str, Any], i: int, user: Mapping[str, Any],
+                 exceptions: Any) -> list[str]:
+    """An extra user's groups (the product's own) and sudo rules (as the product's own
+    users), besides what the operators allow the product."""
+    where = f"product '{name}': field 'users[{i}]"
     problems = []
-    known = set(product_users(product)) | SYSTEM_CRON_USERS
+    groups = set(product_groups(product))
+    joinable = groups | set(trust.allowed(exceptions, name, "user_groups"))
+    member_of = user.get("groups") or []
+    for group in member_of if isinstance(member_of, list) else []:
+        if group not in joinable:
+            problems.append(f"{where}.groups' names group '{group}', which is not the "
+                            f"product's (its groups: {', '.join(sorted(groups))})")
+    rules = user.get("sudo") or []
+    granted = set(trust.allowed(exceptions, name, "sudo"))
+    for j, rule in enumerate(rules if isinstance(rules, list) else []):
+        if rule in granted:
+            continue
+        problem = trust.sudo_rule_problem(rule, product_users(product), groups)
+        if problem:
+            problems.append(f"{where}.sudo[{j}]' {problem}")
+    return problems
+
+
+def _users(name: str, product: Mapping[str, Any], exceptions: Any = None) -> list[str]:
+    problems = []
+    for field in ("user", "group"):
+        value = product.get(field)
+        if value is not None:
+            problems += _owned(name, field, value)
+    for i, user in enumerate(product.get("users") or []):
+        if not isinstance(user, dict) or not USER_RE.match(str(user.get("name", ""))):
+            problems.append(f"product '{name}': field 'users[{i}].name' is missing or invalid")
+            continue
+        problems += _owned(name, f"users[{i}].name", user["name"])
+        problems += _user_rights(name, product, i, user, exceptions)
+    return problems + _extra_groups(name, product)
+
+
+def _cron(name: str, product: Mapping[str, Any], exceptions: Any = None) -> list[str]:
+    problems = []
+    known = set(product_users(product)) | set(trust.allowed(exceptions, name, "cron_users"))
     for i, job in enumerate(product.get("cron") or []):
         where = f"product '{name}': cron job {job.get('name', i) if isinstance(job, dict) else i}"
         if not isinstance(job, dict):
@@ -146,15 +267,24 @@ def _cron(name: str, product: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _directives(name: str, product: Mapping[str, Any]) -> list[str]:
+def _directives(name: str, product: Mapping[str, Any], exceptions: Any = None) -> list[str]:
     lines = product.get("apache_directives") or []
     if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
         return [f"product '{name}': field 'apache_directives' must be a list of lines"]
-    return [f"product '{name}': field 'apache_directives' line {i + 1} spans lines"
-            for i, x in enumerate(lines) if "\n" in x]
+    extra = trust.allowed(exceptions, name, "apache_directives")
+    problems = []
+    for i, line in enumerate(lines):
+        if "\n" in line:
+            problems.append(f"product '{name}': field 'apache_directives' line {i + 1} spans lines")
+            continue
+        problem = trust.apache_directive_problem(line, extra)
+        if problem:
+            problems.append(f"product '{name}': field 'apache_directives' line {i + 1} "
+                            f"{problem}")
+    return problems
 
 
-def _runtime_reload(name: str, product: Mapping[str, Any]) -> list[str]:
+def _runtime_reload(name: str, product: Mapping[str, Any], _exceptions: Any = None) -> list[str]:
     value = product.get("runtime_reload", True)
     if not isinstance(value, bool):
         return [f"product '{name}': field 'runtime_reload' must be true or false, got {value!r}"]
@@ -163,7 +293,9 @@ def _runtime_reload(name: str, product: Mapping[str, Any]) -> list[str]:
 
 CHECKS = {
     "domains": _domains,
-    "source": lambda name, product: _source(name, product) + _source_details(name, product),
+    "source": lambda name, product, _exceptions=None: (_source(name, product)
+                                                       + _source_details(name, product)),
+    "docroot": _docroot,
     "healthcheck": _healthcheck,
     "database": _database,
     "users": _users,
@@ -173,14 +305,44 @@ CHECKS = {
 }
 
 
-def product_problems(products: Any, require: Iterable[str] = tuple(CHECKS)) -> list[str]:
+def _unix_names(product: Mapping[str, Any]) -> set[str]:
+    return {n for n in product_users(product) + product_groups(product) if n}
+
+
+def _shared_names(products: Sequence[Mapping[str, Any]], require: Iterable[str]) -> list[str]:
+    """No two products of the list claim one unix user or group name (users), or one
+    domain (domains)."""
+    problems: list[str] = []
+    fields = [f for f in ("users", "domains") if f in require]
+    owners: dict[tuple[str, str], str] = {}
+    for product in products:
+        name = str(product.get("name"))
+        claims = []
+        if "users" in fields:
+            claims += [("users", n) for n in sorted(_unix_names(product))]
+        if "domains" in fields and isinstance(product.get("domains"), list):
+            claims += [("domains", str(d).lower()) for d in product["domains"]]
+        for field, value in claims:
+            owner = owners.setdefault((field, value), name)
+            if owner != name:
+                problems.append(f"product '{name}': field '{field}' claims '{value}', which "
+                                f"belongs to product '{owner}'")
+    return problems
+
+
+def product_problems(products: Any, require: Iterable[str] = tuple(CHECKS),
+                     exceptions: Any = None) -> list[str]:
     """Every problem found in a list of products, each naming the product and the field.
     `require` picks the checks a role needs (all by default); names and duplicates are
-    always checked. An empty list means the products are fine."""
+    always checked. `exceptions` is the operators' platform_product_exceptions (product
+    name -> what it is allowed besides the rules). An empty list means the products are
+    fine."""
     if not isinstance(products, Sequence) or isinstance(products, (str, bytes)):
         return [f"products must be a list of mappings, got {type(products).__name__}"]
-    problems: list[str] = []
+    require = tuple(require)
+    problems: list[str] = trust.exceptions_problems(exceptions)
     seen: set[str] = set()
+    valid: list[Mapping[str, Any]] = []
     for i, product in enumerate(products):
         if not isinstance(product, Mapping):
             problems.append(f"product #{i + 1}: is not a mapping")
@@ -190,11 +352,17 @@ def product_problems(products: Any, require: Iterable[str] = tuple(CHECKS)) -> l
             problems.append(f"product #{i + 1}: field 'name' is missing or invalid ('{name}'): "
                             "lower case letters, digits and _ , starting with a letter")
             continue
+        if trust.reserved_name(name):
+            problems.append(f"product '{name}': field 'name' is the name of a system or "
+                            "platform account (or starts with 'hostkit')")
+            continue
         if name in seen:
             problems.append(f"product '{name}': duplicate product name")
         seen.add(name)
+        valid.append(product)
         for check in require:
-            problems.extend(CHECKS[check](name, product))
+            problems.extend(CHECKS[check](name, product, exceptions))
+    problems.extend(_shared_names(valid, require))
     if "database" in require:
         problems.extend(_shared_clusters([p for p in products if isinstance(p, Mapping)]))
     return problems

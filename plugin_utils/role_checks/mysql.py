@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from plugin_utils.product_trust import database_name_problem, database_user_problem
 from plugin_utils.role_checks.common import jinja_items, one_of, whole_number_as_written
 
 IPV4 = re.compile(r"^([0-9]{1,3}[.]){3}[0-9]{1,3}$")
@@ -43,6 +44,30 @@ def app_hosts(settings: Mapping[str, Any]) -> list[str]:
             "describe" for product in value if product not in names]
 
 
+PLATFORM_ACCOUNTS = ("mysql_replication_user", "mysql_monitor_user", "mysql_failover_user")
+
+
+def product_databases(settings: Mapping[str, Any]) -> list[str]:
+    """Each product's database name and account, as the role writes them into GRANTs:
+    plain identifiers, no system schema, no root or platform account (the product filter
+    checks the same; this is the role's own guard, for whatever reaches mysql_products)."""
+    platform = [str(settings.get(name)) for name in PLATFORM_ACCOUNTS if settings.get(name)]
+    found = []
+    for product in jinja_items(settings.get("mysql_products")) or []:
+        database = product.get("database") if isinstance(product, Mapping) else None
+        if not isinstance(database, Mapping):
+            continue
+        name = product.get("name")
+        if database.get("name") is not None:
+            problem = database_name_problem(database.get("name"))
+            if problem:
+                found.append(f"product '{name}': field 'database.name' {problem}")
+        problem = database_user_problem(database.get("user") or name, platform)
+        if problem:
+            found.append(f"product '{name}': field 'database.user' {problem}")
+    return found
+
+
 def problems(settings: Mapping[str, Any], host_addresses: Iterable[str] = (),
              host: str = "", plan: Mapping[str, Any] | None = None,
              source: Any = "") -> list[str]:
@@ -55,4 +80,5 @@ def problems(settings: Mapping[str, Any], host_addresses: Iterable[str] = (),
         *whole_number_as_written(settings, "mysql_server_id", 1, 4294967295),
         *one_of(settings, "mysql_password_source", ["local", "ssm"]),
         *app_hosts(settings),
+        *product_databases(settings),
     ]

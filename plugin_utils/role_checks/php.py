@@ -83,7 +83,7 @@ def products(settings: Mapping[str, Any]) -> list[str]:
     php_products ('users': a list of named mappings, user names) finds nothing (its
     problems are reported beside these)."""
     listed = settings.get("php_products")
-    if product_problems(listed, ("users",)):
+    if product_problems(listed, ("users",), exceptions=settings.get("php_product_exceptions")):
         return []
     found: list[str] = []
     for product in listed:

@@ -8,7 +8,11 @@ through ansible-playbook over the community.docker.docker connection, with one p
 roles' job on a real host). First run: the site serves. Second run, with
 `apache_directives: ['NoSuchDirective on']`: the play fails naming product 'demo' and
 field 'apache_directives'; the virtual host file is unchanged, Apache was not reloaded
-(mod_status' configuration generation is the same) and the site still serves.
+(mod_status' configuration generation is the same) and the site still serves. The name is
+not on the allow-list of product directives, so the operators allow it for `demo` in
+`platform_product_exceptions` (the escape hatch) to reach apachectl configtest. Without the
+exception, a refused directive (a piped log, an Include, a section) stops the run the same
+way, at the product check.
 """
 
 from __future__ import annotations
@@ -105,13 +109,14 @@ def container(web_image: str) -> Iterator[str]:
         yield name
 
 
-def converge(container: str, tmp: Path,
-             demo: dict[str, object]) -> subprocess.CompletedProcess[str]:
+def converge(container: str, tmp: Path, demo: dict[str, object],
+             exceptions: dict[str, object] | None = None) -> subprocess.CompletedProcess[str]:
     playbook = tmp / "web.yml"
     playbook.write_text(PLAYBOOK)
     extra = tmp / "vars.json"
     extra.write_text(json.dumps({
         "platform_products": [demo], "hostkit_products": ["demo"],
+        "platform_product_exceptions": exceptions or {},
         # The web image's stock nftables.conf is not the common role's ruleset.
         "apache_firewall": False,
     }))
@@ -147,16 +152,39 @@ def test_bad_directive_stops_before_the_host_changes(container: str, tmp_path: P
     vhost_before = hashlib.sha256(in_container(container, f"cat {VHOST}").encode()).hexdigest()
     generation_before = config_generation(container)
 
-    bad = converge(container, tmp_path, product(apache_directives=["NoSuchDirective on"]))
+    bad = converge(container, tmp_path, product(apache_directives=["NoSuchDirective on"]),
+                   {"demo": {"apache_directives": ["NoSuchDirective"]}})
     output = bad.stdout + bad.stderr
     assert bad.returncode != 0, output[-4000:]
     assert ("product 'demo': field 'apache_directives' is rejected by apachectl configtest"
             in output), output[-4000:]
     assert "Invalid command 'NoSuchDirective'" in output
+    unchanged(container, vhost_before, generation_before, "NoSuchDirective")
 
+
+@pytest.mark.parametrize("line", ['ErrorLog "|/bin/sh -c id"', "Include /etc/shadow",
+                                  "<Directory />", 'RewriteRule ^ http://169.254.169.254/ [P]'])
+def test_refused_directive_stops_before_the_host_changes(container: str, tmp_path: Path,
+                                                         line: str) -> None:
+    """A directive off the allow-list (no operators' exception) is refused by the product
+    check, before any template is rendered on the host."""
+    first = converge(container, tmp_path, product())
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
+    vhost_before = hashlib.sha256(in_container(container, f"cat {VHOST}").encode()).hexdigest()
+    generation_before = config_generation(container)
+
+    bad = converge(container, tmp_path, product(apache_directives=[line]))
+    output = bad.stdout + bad.stderr
+    assert bad.returncode != 0, output[-4000:]
+    assert "product 'demo': field 'apache_directives' line 1" in output, output[-4000:]
+    unchanged(container, vhost_before, generation_before, line)
+
+
+def unchanged(container: str, vhost_before: str, generation_before: str, marker: str) -> None:
+    """The live virtual host, the configuration generation and the site are as before."""
     vhost_after = hashlib.sha256(in_container(container, f"cat {VHOST}").encode()).hexdigest()
     assert vhost_after == vhost_before  # the live virtual host was not touched
-    assert "NoSuchDirective" not in in_container(container, "cat /etc/apache2/sites-enabled/*")
+    assert marker not in in_container(container, "cat /etc/apache2/sites-enabled/*")
     assert config_generation(container) == generation_before  # no reload happened
     assert in_container(container, "apache2ctl -t 2>&1; echo rc=$?").strip().endswith("rc=0")
     assert fetch(container, "/", "demo.test") == (200, "demo served by demo")

@@ -122,7 +122,11 @@ class Web:
                    ANSIBLE_FORCE_COLOR="0", PATH=f"{BIN}:{os.environ.get('PATH', '')}")
         start = time.monotonic()
         proc = sh(str(BIN / "ansible-playbook"), "-i", str(self.work / "inventory.yml"),
-                  playbook, "-e", f"@{varsfile}", *extra, check=False, cwd=ROOT, env=env)
+                  playbook, "-e", f"@{varsfile}",
+                  # A local source is a relative path under product_source_root (products.yml
+                  # may not name a directory elsewhere on the controller).
+                  "-e", f"product_source_root={self.work}", *extra,
+                  check=False, cwd=ROOT, env=env)
         self.timings[step] = round(time.monotonic() - start, 1)
         return proc
 
@@ -131,7 +135,7 @@ def product(source: Path, **changes: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": NAME,
         "domains": [DOMAIN],
-        "source": {"type": "local", "path": str(source)},
+        "source": {"type": "local", "path": source.name},
         "docroot": "public",
         "user": NAME,
         "group": NAME,

@@ -88,10 +88,21 @@ def test_unknown_cron_user():
     assert "shop_dev" in problem  # the known users are listed
 
 
-def test_cron_user_may_be_the_product_user_an_extra_user_or_root():
+def test_cron_user_may_be_the_product_user_or_an_extra_user():
     jobs = [{"name": n, "schedule": "0 0 * * *", "command": "true", "user": n}
-            for n in ("shop", "shop_dev", "root")]
+            for n in ("shop", "shop_dev")]
     assert product_problems([product(cron=jobs)]) == []
+
+
+@pytest.mark.parametrize("user", ["root", "www-data", "blog", "hostkit-config-agent"])
+def test_cron_user_may_not_be_root_or_another_products_user(user):
+    job = {"name": "evil", "schedule": "* * * * *", "command": "id", "user": user}
+    blog = {"name": "blog", "domains": ["blog.example.test"],
+            "source": {"type": "local", "path": "products/blog"}}
+    problems = product_problems([product(cron=[job]), blog])
+    assert only(problems) == (
+        f"product 'shop': cron job evil: field 'user' names unknown user '{user}' "
+        "(known: shop, shop_dev)")
 
 
 @pytest.mark.parametrize("schedule", ["* * * *", "* * * * * *", "0 3 * * mon;rm", "", "@daily"])
@@ -117,7 +128,7 @@ def test_cron_command_missing_or_multiline():
         ({"type": "git"}, "field 'source.repo' is required for a git source"),
         ({"type": "tarball"}, "field 'source.url' is required for a tarball source"),
         ({"type": "local"}, "field 'source.path' is required for a local source"),
-        ({"type": "s3", "bucket": "b"}, "field 'source.key' is required for a s3 source"),
+        ({"type": "s3", "bucket": "shop-code"}, "field 'source.key' is required for a s3 source"),
     ],
 )
 def test_bad_source(source, expected):
@@ -233,7 +244,9 @@ def test_database_cluster_defaults_to_the_product_and_is_checked() -> None:
 def test_products_on_one_cluster_need_their_own_database_and_account() -> None:
     from plugin_utils.products import product_problems
 
-    hello = {**product(), "name": "hello", "database": {"name": "app", "cluster": "main"}}
+    hello = {"name": "hello", "domains": ["hello.example.test"],
+             "source": {"type": "local", "path": "products/hello"},
+             "database": {"name": "app", "cluster": "main"}}
     shop = product(database={"name": "app", "user": "hello", "cluster": "main"})
     assert product_problems([hello, shop]) == [
         "product 'shop': field 'database.name' is 'app', as for product 'hello' on the same "

@@ -74,3 +74,40 @@ def test_sandbox_settings_have_no_problem() -> None:
     settings = {name: merged[name] for name in GOOD}
     assert not any("{{" in str(value) for value in settings.values())
     assert hostkit_settings_problems(settings, "mysql", **HOST) == []
+
+
+# The probe of issue 15: a database name that closes the GRANT's quoting.
+INJECTION = "x`.* TO 'e'@'%' IDENTIFIED BY 'p' WITH GRANT OPTION -- "
+
+
+@pytest.mark.parametrize(("database", "message"), [
+    ({"name": INJECTION}, "product 'shop': field 'database.name' must be a MySQL database name"),
+    ({"name": "mysql"}, "product 'shop': field 'database.name' names a system or platform schema"),
+    ({"name": "shop", "user": "root"},
+     "product 'shop': field 'database.user' names a system or platform account: 'root'"),
+    ({"name": "shop", "user": "repl_x"},
+     "product 'shop': field 'database.user' names a system or platform account: 'repl_x'"),
+    ({"name": "shop", "user": "shop'@'%"},
+     "product 'shop': field 'database.user' must be a MySQL account name"),
+])
+def test_product_databases_are_plain_identifiers(database: dict[str, str], message: str) -> None:
+    products = [{"name": "shop", "database": database}, {"name": "blog"}]
+    problems = check(mysql_products=products, mysql_replication_user="repl_x")
+    assert len(problems) == 1 and problems[0].startswith(message), problems
+
+
+def test_a_good_product_database_passes() -> None:
+    products = [{"name": "shop", "database": {"name": "shop", "user": "shop_app"}}]
+    assert check(mysql_products=products, mysql_app_hosts={},
+                 mysql_replication_user="hostkit_repl") == []
+
+
+def test_the_grant_target_is_built_from_a_valid_name_only() -> None:
+    from ansible.errors import AnsibleFilterError
+
+    from filter_plugins.products import hostkit_database_grant
+
+    assert hostkit_database_grant("shop") == "`shop`.*"
+    for bad in (INJECTION, "mysql", "Shop", "", None, "a" * 65):
+        with pytest.raises(AnsibleFilterError, match="database name"):
+            hostkit_database_grant(bad)

@@ -123,18 +123,21 @@ def test_visudo_refuses_a_broken_rule(host):
         host.run(f"rm -f {path}")
 
 
-def test_role_refuses_a_broken_sudo_rule_and_keeps_the_old_file(host, tmp_path):
-    """Apply the role again (sudo tasks only) with a rule visudo rejects: the run fails at
-    the template's validation and the file on the host stays as it was."""
-    before = host.file(SUDOERS).sha256sum
+def _apply_sudo_rule(host, tmp_path, rule, excepted):
+    """Apply the role again (sudo tasks only) with `rule` as demo_dev's first sudo rule,
+    allowed as written by the operators' platform_product_exceptions when `excepted`."""
     inventory_dir = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
     host_vars = yaml.safe_load(
         (inventory_dir / "host_vars" / "common-debian12").read_text()
     )
     products = host_vars["platform_products"]
-    products[0]["users"][0]["sudo"] = ["ALL=(demo NOPASSWD ALL"]
+    products[0]["users"][0]["sudo"] = [rule]
+    exceptions = host_vars["platform_product_exceptions"]
+    if excepted:
+        exceptions["demo"]["sudo"].append(rule)
     extra = tmp_path / "broken.json"
-    extra.write_text(json.dumps({"platform_products": products}))
+    extra.write_text(json.dumps({"platform_products": products,
+                                 "platform_product_exceptions": exceptions}))
     playbook = tmp_path / "broken.yml"
     playbook.write_text("- hosts: all\n  roles: [common]\n")
     run = subprocess.run(
@@ -142,10 +145,30 @@ def test_role_refuses_a_broken_sudo_rule_and_keeps_the_old_file(host, tmp_path):
          str(playbook), "-e", f"@{extra}", "--tags", "common_sudo"],
         capture_output=True, text=True, timeout=300, check=False,
     )
-    out = run.stdout + run.stderr
-    assert run.returncode != 0, out
+    return run.returncode, run.stdout + run.stderr
+
+
+def test_role_refuses_a_broken_sudo_rule_and_keeps_the_old_file(host, tmp_path):
+    """A rule visudo rejects (let through by the operators' exception, so that it reaches
+    the template): the run fails at the template's validation and the file stays."""
+    before = host.file(SUDOERS).sha256sum
+    rc, out = _apply_sudo_rule(host, tmp_path, "ALL=(demo NOPASSWD ALL", excepted=True)
+    assert rc != 0, out
     assert "failed to validate" in out, out
     assert host.file(SUDOERS).sha256sum == before
+
+
+@pytest.mark.parametrize("rule", ["ALL=(ALL) NOPASSWD: ALL", "ALL=(root) ALL", "ALL",
+                                  "ALL=(other) NOPASSWD: ALL"])
+def test_role_refuses_a_sudo_rule_beyond_the_products_users(host, tmp_path, rule):
+    """Without an operators' exception, a rule that runs as anyone but the product's own
+    users stops the run before anything changes, naming the product and the field."""
+    before = host.file(SUDOERS).sha256sum
+    rc, out = _apply_sudo_rule(host, tmp_path, rule, excepted=False)
+    assert rc != 0, out
+    assert "product 'demo': field 'users[0].sudo[0]'" in out, out
+    assert host.file(SUDOERS).sha256sum == before
+    assert "(ALL) NOPASSWD: ALL" not in host.check_output("sudo -l -U demo_dev")
 
 
 def test_sshd_effective_settings(host):
