@@ -15,9 +15,12 @@ Everything here is idempotent: a piece that is already there and answering is le
 `stamp` records what `make up` converged: a digest of the code that configures the site and
 the identity of the running sandbox (each container's id and start time, the global config's
 version). `stamp --check` says whether that still holds, so that the platform tests skip a
-third converge right after `make up` and converge again after anything changed.
+third converge right after `make up` and converge again after anything changed. `stamp
+--note-rerun` (CI, once scripts/ci_checks.py rerun passed on its second `make up`) notes in
+the record that a re-run of this converge changed nothing, and the platform test of that
+same property is skipped while the record holds.
 
-Usage: sandbox.py network | aws | bucket NAME... | down-aws | down | stamp [--check]
+Usage: sandbox.py network | aws | bucket NAME... | down-aws | down | stamp [--check | --note-rerun]
 """
 
 from __future__ import annotations
@@ -242,18 +245,23 @@ def code_digest(root: Path = ROOT) -> str:
 
 
 def sandbox_identity() -> dict[str, str]:
-    """Each sandbox container (managed hosts and the AWS endpoint) with its id and start time,
-    and the global config's version: a restarted container or a rewritten config differ."""
+    """Each sandbox container (managed hosts and the AWS endpoint, not a test's own) with its
+    id and start time, and the global config's version: a restarted container or a rewritten
+    config differ."""
     names = docker("ps", "-q", "--filter", "label=io.hostkit.managed=true", check=False
                    ).stdout.split()
     names += docker("ps", "-q", "--filter", f"label={SANDBOX_LABEL}", check=False).stdout.split()
     identity: dict[str, str] = {}
     if names:
-        lines = docker("inspect", "-f", "{{.Name}} {{.Id}} {{.State.StartedAt}}",
-                       *sorted(set(names)), check=False).stdout.splitlines()
+        # a test's own containers (io.hostkit.test) come and go beside the sandbox: not in it
+        form = ("{{.Name}} {{with index .Config.Labels \"io.hostkit.test\"}}{{.}}{{end}}| "
+                "{{.Id}} {{.State.StartedAt}}")
+        lines = docker("inspect", "-f", form, *sorted(set(names)), check=False).stdout.splitlines()
         for line in lines:
-            name, _, rest = line.strip().lstrip("/").partition(" ")
-            identity[name] = rest
+            head, _, rest = line.strip().lstrip("/").partition("| ")
+            name, _, test = head.partition(" ")
+            if rest and not test.strip():
+                identity[name] = rest
     if _answers(AWS_HOST_URL):
         try:
             head = s3_client(AWS_HOST_URL).head_object(Bucket=CONFIG_BUCKET, Key=CONFIG_KEY)
@@ -288,6 +296,30 @@ def stamp_holds() -> tuple[bool, str]:
     return True, str(record.get("at"))
 
 
+def note_rerun() -> bool:
+    """Add to the record, while it holds, that a re-run of this very converge changed
+    nothing on any host (scripts/ci_checks.py rerun checked its recap). False when the
+    record no longer holds: nothing is written."""
+    holds, _ = stamp_holds()
+    if not holds:
+        return False
+    record = json.loads(STAMP.read_text())
+    record["rerun_changed_nothing"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    partial = STAMP.with_suffix(".tmp")
+    partial.write_text(json.dumps(record, indent=1, sort_keys=True))
+    partial.replace(STAMP)
+    return True
+
+
+def rerun_noted() -> str:
+    """When the record holds and notes a re-run that changed nothing: when it was checked;
+    else ''."""
+    holds, _ = stamp_holds()
+    if not holds:
+        return ""
+    return str(json.loads(STAMP.read_text()).get("rerun_changed_nothing", ""))
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
@@ -310,6 +342,11 @@ def main(argv: list[str]) -> int:
             holds, detail = stamp_holds()
             print(f"converged at {detail}" if holds else f"not converged: {detail}")
             return 0 if holds else 1
+        elif command == "stamp" and args == ["--note-rerun"]:
+            noted = note_rerun()
+            print("noted: a re-run of the last converge changed nothing" if noted
+                  else "not noted: the converge record does not hold")
+            return 0 if noted else 1
         elif command == "stamp":
             print(f"wrote {write_stamp().relative_to(ROOT)}")
         else:

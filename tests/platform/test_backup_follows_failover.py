@@ -33,7 +33,7 @@ import pytest
 from host_programs.backup import core as mb
 from tests.platform import failover_site as fs
 
-pytestmark = pytest.mark.platform
+pytestmark = [pytest.mark.platform, pytest.mark.xdist_group("sandbox")]
 SOURCE = "/etc/hostkit/mysql-binlog-source.json"
 FIGURES: dict[str, Any] = {}
 
@@ -89,12 +89,22 @@ def wait_following(site: fs.Site, bucket: str, master: str, timeout: float = 90
     return fs.wait_for(following, timeout, f"the binlog stream to follow {master}", 1.0)
 
 
-def wait_plan_reaches(site: fs.Site, master: str, timeout: float = 90) -> dict[str, Any]:
-    """Until the restore plan reaches the GTID position `master` has now."""
+def newest_snapshot(site: fs.Site) -> str:
+    """The manifest key of the newest complete snapshot."""
+    manifests = program(site, "list")
+    assert manifests, "no complete snapshot in S3"
+    return str(manifests[-1]["manifest_key"])
+
+
+def wait_plan_reaches(site: fs.Site, master: str, snapshot: str, timeout: float = 90
+                      ) -> dict[str, Any]:
+    """Until the restore plan from `snapshot` reaches the GTID position `master` has now.
+    The snapshot is named: the role's timer (every 15 minutes) may take a newer one after
+    the fault, whose plan then needs no binary log at all."""
     target = mb.parse_gtid_list(site.sql(master, "SELECT @@gtid_binlog_pos"))
 
     def reaches() -> dict[str, Any] | None:
-        plan = program(site, "plan")
+        plan = program(site, "plan", "--snapshot", snapshot)
         return plan if mb.gtid_covers(mb.parse_gtid_list(plan["reaches_gtid"]), target) \
             else None
 
@@ -127,6 +137,7 @@ def bucket(site: fs.Site) -> Iterator[str]:
     FIGURES["before"] = {"master": first["master"], "series": first["series"]}
     snapshot = fs.playbook(site, "playbooks/backup_now.yml", "-e", f"cluster={fs.CLUSTER}", *extra)
     assert snapshot.returncode == 0, snapshot.stdout[-6000:] + snapshot.stderr[-2000:]
+    FIGURES["first_snapshot"] = newest_snapshot(site)
     yield name
     if own:
         client = fs.s3_client(fs.AWS_HOST_URL)
@@ -143,6 +154,7 @@ def test_binlog_stream_follows_the_new_master(site: fs.Site, bucket: str, fault:
     fs.restore(site)
     old = str(site.positions()["master"])
     wait_following(site, bucket, old)
+    before = newest_snapshot(site)
     outcome = fs.run_fault(site, fault)
     new = outcome.new_master
     assert new and new != old
@@ -156,7 +168,8 @@ def test_binlog_stream_follows_the_new_master(site: fs.Site, bucket: str, fault:
     assert source["epoch"] <= epoch and source["port"] == 3306
     state = program(site, "status")["source"]
     assert state["master"] == new and state["epoch"] >= source["epoch"]
-    plan = wait_plan_reaches(site, new)
+    plan = wait_plan_reaches(site, new, before)
+    assert plan["snapshot"]["manifest_key"] == before, plan["snapshot"]
     assert plan["steps"], plan
     assert mb.is_series_of(plan["steps"][-1]["series"], base_series(site, new)), plan["steps"]
     FIGURES[fault] = {"old_master": old, "new_master": new, "series": current["series"],
@@ -169,7 +182,8 @@ def test_binlog_stream_follows_the_new_master(site: fs.Site, bucket: str, fault:
 def test_binlog_stream_follows_back_in_a_new_stint(site: fs.Site, bucket: str) -> None:
     """After the faults, the site back in its initial positions: the original master is
     followed again in a new stint of its series (never into the files streamed from it
-    before the faults), and the plan still reaches its position."""
+    before the faults), and the plan from the first snapshot, taken before every fault,
+    still reaches its position across every change of master."""
     assert "kill9" in FIGURES or "netcut" in FIGURES, "no fault ran"
     fs.restore(site)
     master = site.canonical["master"]
@@ -177,7 +191,7 @@ def test_binlog_stream_follows_back_in_a_new_stint(site: fs.Site, bucket: str) -
     current = wait_following(site, bucket, master)
     assert current["series"] != FIGURES["before"]["series"], current
     assert current["series"].startswith(f"{base_series(site, master)}-"), current
-    plan = wait_plan_reaches(site, master)
+    plan = wait_plan_reaches(site, master, FIGURES["first_snapshot"])
     FIGURES["back"] = {"master": master, "series": current["series"],
                        "start_file": current["start_file"],
                        "plan_steps": [(s["series"], len(s["files"])) for s in plan["steps"]]}
