@@ -8,9 +8,6 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 ROLES ?=
-# pytest-xdist workers of the platform tier: the shared sandbox's modules on one, the modules
-# with sites of their own spread over the rest (tests/platform/conftest.py); 0: one process.
-PLATFORM_JOBS ?= 2
 
 .PHONY: help bootstrap images up down lint unit roles platform test bench
 
@@ -48,7 +45,7 @@ roles: bootstrap
 	scripts/molecule-roles.sh $(ROLES)
 
 platform: bootstrap
-	$(PY) -m pytest -q -m platform -n $(PLATFORM_JOBS) --dist loadgroup --durations=25 tests/platform
+	scripts/platform-tests.sh
 
 test: lint unit roles platform
 	@echo "make test: every tier passed"

@@ -1,11 +1,10 @@
-"""Fixtures shared by the platform tests, and how they are spread over pytest-xdist workers.
+"""Fixtures shared by the platform tests, and their order.
 
-`make platform` runs them on two workers (`--dist loadgroup`). The modules that work on the
-shared sandbox carry `pytest.mark.xdist_group("sandbox")`: they run one after another on one
-worker, test_launch first (its re-run test can rely on the converge record of `make up`
-while nothing has touched the sandbox yet). Every other module builds containers, buckets
-and keys of its own, with names of its own; each is one group, so that its module-scoped
-site is built once, on one worker.
+`make platform` runs them in two lanes at once (scripts/platform-tests.sh): the modules that
+work on the shared sandbox carry `pytest.mark.sandbox` and run one after another in one
+lane, test_launch first (its re-run test can rely on the converge record of `make up` while
+nothing has touched the sandbox yet); every other module builds containers, buckets and
+keys of its own, with names of its own, and runs in the other lane.
 """
 
 from __future__ import annotations
@@ -23,23 +22,21 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-# The shared sandbox's modules, in the order they run; the rest follow in collection order.
-SANDBOX_FIRST = ("test_launch",)
+# Modules that run first, in this order; the rest follow in collection order.
+FIRST = ("test_launch",)
 
 
-def _module_name(item: pytest.Item) -> str:
-    return Path(str(item.fspath)).stem
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    rank = {name: n for n, name in enumerate(SANDBOX_FIRST)}
-    for item in items:
-        if Path(str(item.fspath)).parent == here and not any(
-                m.name == "xdist_group" for m in item.iter_markers()):
-            item.add_marker(pytest.mark.xdist_group(_module_name(item)))
-    items.sort(key=lambda i: rank.get(_module_name(i), len(rank)))  # stable: the rest as found
+    """test_launch first; and a module that uses the shared sandbox must say so, or it
+    would run beside the sandbox's modules in the other lane."""
+    unmarked = sorted({str(i.fspath) for i in items if i.get_closest_marker("sandbox") is None
+                       and "sandbox_up" in Path(str(i.fspath)).read_text()
+                       and Path(str(i.fspath)).name != "conftest.py"})
+    if unmarked:
+        raise pytest.UsageError(f"these modules use the shared sandbox (sandbox_up) but lack "
+                                f"pytest.mark.sandbox: {', '.join(unmarked)}")
+    rank = {name: n for n, name in enumerate(FIRST)}
+    items.sort(key=lambda i: rank.get(Path(str(i.fspath)).stem, len(rank)))  # stable
 
 
 @pytest.fixture(scope="session")

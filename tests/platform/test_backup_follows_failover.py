@@ -33,7 +33,7 @@ import pytest
 from host_programs.backup import core as mb
 from tests.platform import failover_site as fs
 
-pytestmark = [pytest.mark.platform, pytest.mark.xdist_group("sandbox")]
+pytestmark = [pytest.mark.platform, pytest.mark.sandbox]
 SOURCE = "/etc/hostkit/mysql-binlog-source.json"
 FIGURES: dict[str, Any] = {}
 

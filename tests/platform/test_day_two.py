@@ -33,7 +33,7 @@ from module_utils.global_config import remove_server
 from tests.platform import failover_site as fs
 from tests.platform.day_two_site import both_serve, full, incident, make_up, run
 
-pytestmark = [pytest.mark.platform, pytest.mark.xdist_group("sandbox")]
+pytestmark = [pytest.mark.platform, pytest.mark.sandbox]
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ import pytest
 
 from tests.platform import failover_site as fs
 
-pytestmark = [pytest.mark.platform, pytest.mark.xdist_group("sandbox")]
+pytestmark = [pytest.mark.platform, pytest.mark.sandbox]
 RESULTS: dict[str, dict[str, Any]] = {}
 REPORT = fs.ROOT / ".state" / "failover" / "fault_matrix.json"
 

@@ -35,7 +35,7 @@ import yaml
 from scripts.ci_checks import play_recap as recap
 from scripts.sandbox import rerun_noted, s3_client
 
-pytestmark = [pytest.mark.platform, pytest.mark.xdist_group("sandbox")]
+pytestmark = [pytest.mark.platform, pytest.mark.sandbox]
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 EDGE = "http://127.0.0.1:8080/"
