@@ -275,8 +275,8 @@ def watch(name, address):
         time.sleep(max(0.0, 0.05 - (time.time() - start)))
 for name, address in servers.items():
     threading.Thread(target=watch, args=(name, address), daemon=True).start()
-while True:
-    time.sleep(1)
+for _ in sys.stdin:  # until the test closes stdin (or its docker exec goes away)
+    pass
 """
 
 
@@ -287,9 +287,12 @@ class Sampler:
     writable servers at once is any overlap of two servers' writable intervals."""
 
     def __init__(self, site: Site, servers: dict[str, str]) -> None:
+        self.site = site
+        self.marker = f"hostkit-sampler-{uuid.uuid4().hex[:8]}"
         self.proc = subprocess.Popen(
-            ["docker", "exec", "-i", site.monitor, "python3", "-c", SAMPLER, json.dumps(servers)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            ["docker", "exec", "-i", site.monitor, "python3", "-c", SAMPLER, json.dumps(servers),
+             self.marker],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.samples: list[dict[str, Any]] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -303,8 +306,17 @@ class Sampler:
                 continue
 
     def finish(self) -> Sampler:
-        self.proc.kill()
-        self.proc.wait(timeout=10)
+        """Stop sampling: stdin closed (the script ends at its EOF), and the process in the
+        container killed by its marker as well: killing the local `docker exec` alone
+        would leave it querying every server 20 times a second until the container ends."""
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        sh("docker", "exec", self.site.monitor, "pkill", "-f", self.marker, check=False)
         self.reader.join(timeout=10)
         return self
 
