@@ -51,7 +51,7 @@ def load_dataset(site: fs.Site, megabytes: int) -> float:
     rows = CHUNK_MB * 128  # 8 KB each
     while (size := dataset_mb(site, master)) < megabytes:
         site.sql(master, "INSERT INTO hello.bench_blob (body) SELECT REPEAT(MD5(RAND()), 256) "
-                         f"FROM seq_1_to_{rows}", timeout=600)
+                         f"FROM hello.seq_1_to_{rows}", timeout=600)
         print(f"dataset: {size:.0f} MB", flush=True)
     fs.wait_for(lambda: all(fs.replicating(site, s) and site.sql(
         s, "SELECT COUNT(*) FROM hello.bench_blob") == site.sql(
