@@ -17,6 +17,8 @@ configuration in /etc/hostkit/mysql-backup.json):
   replay          replay a plan's binary logs into the local server up to the restore time
   verify          CHECKSUM TABLE and row counts of every user table (JSON)
   status          the state files (last success, last error) as JSON
+  check-config    check the settings file (every problem named) and exit; the role writes
+                  the file only when this passes
 
 Every failure ends with exit status 1 and one line `hostkit-mysql-backup: <command> failed:
 <reason>` on stderr (the journal), and is recorded in the state file of the command.
@@ -75,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--work", required=True)
     sub.add_parser("verify", help="checksums and row counts of the local server (JSON)")
     sub.add_parser("status", help="state files (JSON)")
+    sub.add_parser("check-config", help="check the settings file and exit (0: valid)")
     return parser
 
 
@@ -85,6 +88,9 @@ def main(argv: Sequence[str] | None = None, client: Any | None = None) -> int:
     config: Config | None = None
     try:
         config = load_config(args.config)
+        if args.command == "check-config":
+            print(f"{args.config}: valid settings for cluster {config.cluster}")
+            return 0
         if config.env_file:
             load_env_file(config.env_file)
         return _dispatch(args, config, client)

@@ -677,3 +677,18 @@ def test_bad_source_names_the_field(tmp_path: Path) -> None:
     path.write_text(json.dumps({"host": "db-1", "port": 0}))
     with pytest.raises(mb.BackupError, match="port 0 is not 1-65535"):
         read_source(str(path))
+
+
+def test_check_config_passes_a_valid_file_and_names_every_bad_field(
+        config: Config, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = config_file(config)
+    assert program.main(["--config", path, "check-config"]) == 0
+    assert "valid settings for cluster" in capsys.readouterr().out
+    cfg = json.loads(Path(path).read_text())
+    cfg["keep_recent"] = -1
+    del cfg["bucket"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(cfg))
+    assert program.main(["--config", str(bad), "check-config"]) == 1
+    err = capsys.readouterr().err
+    assert "check-config failed" in err and "bucket" in err and "keep_recent" in err
