@@ -4,6 +4,9 @@ files) on the controller, then runs the module once with every entry's content.
 See library/hostkit_files.py for the options. Templates are rendered with the
 ansible.builtin.template lookup (the same search path, `ansible_managed` and template
 variables as the template module), each with the task's variables plus the entry's `vars`.
+Entries are read first as plugin_utils/entries.py says: a list among them stands for its
+entries, and each entry's `when` and `tags` keep or drop it (neither reaches the module);
+the same for `purge`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from typing import Any
 
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.plugins.action import ActionBase
+
+from plugin_utils.entries import EntryError, select_entries
 
 # What the action plugin accepts; the module gets the same minus template/src/vars.
 ENTRY_OPTIONS: dict[str, Any] = dict(
@@ -54,6 +59,14 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         del tmp
+        try:
+            for option in ("files", "purge"):
+                if option in self._task.args:
+                    self._task.args[option] = select_entries(
+                        self._task.args[option], task_vars.get("ansible_run_tags"),
+                        task_vars.get("ansible_skip_tags"), option)
+        except EntryError as exc:
+            raise AnsibleActionFail(str(exc)) from exc
         _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         files = [self._entry(index, entry, task_vars) for index, entry in enumerate(args["files"])]
         module_args = dict(files=files, purge=args["purge"], require=args["require"])

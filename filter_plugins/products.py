@@ -7,7 +7,12 @@ from typing import Any
 from ansible.errors import AnsibleFilterError
 
 from plugin_utils.product_trust import grant_target
-from plugin_utils.products import product_problems, select_products
+from plugin_utils.products import (
+    absent_authorized_keys,
+    product_problems,
+    select_products,
+    sudo_files,
+)
 
 
 def hostkit_product_problems(products: Any, *require: str, exceptions: Any = None) -> list[str]:
@@ -35,10 +40,23 @@ def hostkit_database_grant(database: Any) -> str:
         raise AnsibleFilterError(f"hostkit_database_grant: {exc}") from None
 
 
+def hostkit_sudo_files(products: Any, directory: str, template: str, **extra: Any
+                       ) -> list[dict[str, Any]]:
+    """hostkit_files entries: one sudo rule file per product whose users have rules."""
+    return sudo_files(products or [], directory, template, **extra)
+
+
+def hostkit_absent_authorized_keys(products: Any, **extra: Any) -> list[dict[str, Any]]:
+    """hostkit_files entries: no authorized_keys for extra users with `ssh_keys: []`."""
+    return absent_authorized_keys(products or [], **extra)
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "hostkit_product_problems": hostkit_product_problems,
             "hostkit_select_products": hostkit_select_products,
             "hostkit_database_grant": hostkit_database_grant,
+            "hostkit_sudo_files": hostkit_sudo_files,
+            "hostkit_absent_authorized_keys": hostkit_absent_authorized_keys,
         }

@@ -32,7 +32,11 @@ version_added: "1.0.0"
 author: hostkit maintainers
 options:
   files:
-    description: The paths of the set, in the order they are applied.
+    description:
+      - The paths of the set, in the order they are applied.
+      - A list among the entries stands for its own entries, so that a task can write its
+        fixed entries out and add those a filter computes (one per product, say) in place.
+        Handled by the action plugin.
     type: list
     elements: dict
     required: true
@@ -92,6 +96,20 @@ options:
             (for a file that something else keeps up to date once it exists).
         type: bool
         default: true
+      when:
+        description:
+          - V(false) leaves the entry out, as if it were not written (a file of a feature
+            that is off). Handled by the action plugin.
+        type: bool
+        default: true
+      tags:
+        description:
+          - The entry is applied only when a task with these tags would run under the play's
+            C(--tags) and C(--skip-tags), so that one call can do the work of several tagged
+            steps. Without tags, the entry runs whenever the task runs. Handled by the
+            action plugin.
+        type: list
+        elements: str
   purge:
     description:
       - Directories in which files matching O(purge[].patterns) that the set does not name are
@@ -109,6 +127,14 @@ options:
         type: list
         elements: str
         required: true
+      when:
+        description: V(false) leaves the entry out. Handled by the action plugin.
+        type: bool
+        default: true
+      tags:
+        description: As O(files[].tags). Handled by the action plugin.
+        type: list
+        elements: str
   require:
     description:
       - What the set relies on, checked before anything is written (in check mode too). Each
@@ -190,6 +216,19 @@ EXAMPLES = r"""
       - path: /etc/nftables.d/web.nft
         content: "tcp dport 80 accept\n"
         validate: /usr/local/sbin/hostkit-nft-check %s
+
+- name: Fixed files written out, a feature's file only when it is on, one file per product
+  hostkit_files:
+    files:
+      - path: /etc/ssh/sshd_config.d/00-hostkit.conf
+        template: sshd_hardening.conf.j2
+        validate: /usr/sbin/sshd -t -f %s
+        tags: [common_ssh]
+      - path: /etc/nftables.d/common.nft
+        template: nftables_common.nft.j2
+        when: "{{ common_firewall | bool }}"
+        tags: [common_firewall]
+      - "{{ common_products | hostkit_sudo_files('/etc/sudoers.d') }}"
 
 - name: A directory, a checked file and a link
   hostkit_files:

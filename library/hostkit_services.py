@@ -21,7 +21,10 @@ version_added: "1.0.0"
 author: hostkit maintainers
 options:
   services:
-    description: The units and their wanted state.
+    description:
+      - The units and their wanted state.
+      - A list among the entries stands for its own entries (units a filter computes).
+        Handled by the action plugin.
     type: list
     elements: dict
     required: true
@@ -44,6 +47,18 @@ options:
             lacks); otherwise it is only enabled, as systemd would skip it for a unit's
             C(ConditionCapability=), and it is listed in RV(lacking_capability).
         type: str
+      when:
+        description: V(false) leaves the unit out (a feature that is off). Handled by the
+          action plugin.
+        type: bool
+        default: true
+      tags:
+        description:
+          - The unit is handled only when a task with these tags would run under the play's
+            C(--tags) and C(--skip-tags). Without tags, it is handled whenever the task runs.
+            Handled by the action plugin.
+        type: list
+        elements: str
   daemon_reload:
     description:
       - Run C(systemctl daemon-reload) first, so that unit files written earlier in the run
@@ -64,6 +79,7 @@ EXAMPLES = r"""
       - {name: cron, enabled: true, state: started}
       - {name: ssh, enabled: true, state: started}
       - {name: chrony, enabled: true, state: started, start_if_capability: CAP_SYS_TIME}
+      - {name: nftables, enabled: true, state: started, when: "{{ common_firewall | bool }}"}
 """
 
 RETURN = r"""

@@ -382,3 +382,33 @@ def select_products(catalog: Any, names: Iterable[str]) -> list[dict[str, Any]]:
         known = ", ".join(sorted(str(k) for k in by_name))
         raise KeyError(f"unknown product(s) {', '.join(missing)} (catalog has: {known})")
     return [dict(by_name[n]) for n in dict.fromkeys(names)]
+
+
+def _extra_users(products: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], Any]]:
+    """(product, extra user) pairs, as subelements('users') gives them."""
+    return [(product, user) for product in products or []
+            for user in (product.get("users") or [])]
+
+
+def sudo_files(products: Sequence[Mapping[str, Any]], directory: str, template: str,
+               **extra: Any) -> list[dict[str, Any]]:
+    """One file entry (hostkit_files) per product whose extra users have sudo rules:
+    `<directory>/hostkit-<product>` from `template` with the product as `__common_product`,
+    root-owned 0440 and checked with `visudo -cf`; `extra` (tags, say) added to each."""
+    names = []
+    for product, user in _extra_users(products):
+        if user.get("sudo") and product["name"] not in names:
+            names.append(product["name"])
+    by_name = {p["name"]: p for p in products}
+    return [{"path": f"{directory}/hostkit-{name}", "template": template,
+             "vars": {"__common_product": by_name[name]}, "owner": "root", "group": "root",
+             "mode": "0440", "validate": "visudo -cf %s", **extra} for name in names]
+
+
+def absent_authorized_keys(products: Sequence[Mapping[str, Any]], **extra: Any
+                           ) -> list[dict[str, Any]]:
+    """A removal entry (hostkit_files) for `~user/.ssh/authorized_keys` of each extra user
+    given `ssh_keys: []` (left out: keys untouched); `extra` added to each."""
+    return [{"path": f"~{user['name']}/.ssh/authorized_keys", "state": "absent", **extra}
+            for _product, user in _extra_users(products)
+            if "ssh_keys" in user and not user["ssh_keys"]]

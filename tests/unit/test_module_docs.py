@@ -20,7 +20,9 @@ MODULES = sorted(p for p in (REPO_ROOT / "library").glob("*.py"))
 
 # Options an action plugin of the same name consumes on the controller before the module
 # runs (so they are documented but not in the module's argument_spec).
-ACTION_SIDE = {"hostkit_files.files": {"template", "src", "vars"}}
+ACTION_SIDE = {"hostkit_files.files": {"template", "src", "vars", "when", "tags"},
+               "hostkit_files.purge": {"when", "tags"},
+               "hostkit_services.services": {"when", "tags"}}
 
 init_plugin_loader()
 fragment_loader.add_directory(str(REPO_ROOT / "doc_fragments"))

@@ -255,3 +255,29 @@ def test_products_on_one_cluster_need_their_own_database_and_account() -> None:
         "cluster 'main'"]
     apart = dict(shop, database={"name": "app", "user": "hello", "cluster": "other"})
     assert product_problems([hello, apart]) == []
+
+
+def test_sudo_files_one_per_product_with_rules() -> None:
+    from plugin_utils.products import sudo_files
+    products = [
+        {"name": "shop", "users": [{"name": "shop_dev", "sudo": ["ALL=(shop) NOPASSWD: ALL"]},
+                                   {"name": "shop_ro", "sudo": ["ALL=(shop) /bin/true"]}]},
+        {"name": "blog", "users": [{"name": "blog_dev", "sudo": []}]},
+        {"name": "wiki"},
+        {"name": "news", "users": None},
+    ]
+    out = sudo_files(products, "/etc/sudoers.d", "sudoers.j2", tags=["common_sudo"])
+    assert out == [{"path": "/etc/sudoers.d/hostkit-shop", "template": "sudoers.j2",
+                    "vars": {"__common_product": products[0]}, "owner": "root",
+                    "group": "root", "mode": "0440", "validate": "visudo -cf %s",
+                    "tags": ["common_sudo"]}]
+
+
+def test_absent_authorized_keys_only_for_users_given_no_keys() -> None:
+    from plugin_utils.products import absent_authorized_keys
+    products = [{"name": "shop", "users": [{"name": "shop_dev", "ssh_keys": []},
+                                           {"name": "shop_ci", "ssh_keys": ["ssh-ed25519 A"]},
+                                           {"name": "shop_old"}]}]
+    assert absent_authorized_keys(products, tags=["common_users"]) == [
+        {"path": "~shop_dev/.ssh/authorized_keys", "state": "absent", "tags": ["common_users"]}]
+    assert absent_authorized_keys([]) == []
