@@ -70,3 +70,20 @@ def select_entries(entries: Any, run_tags: Iterable[str] | None,
         if _kept(entry, where, run_tags or [], skip_tags or []):
             out.append({k: v for k, v in entry.items() if k not in ("when", "tags")})
     return out
+
+
+def file_per_item(items: Any, path: str, template: str, var: str = "item",
+                  **extra: Any) -> list[dict[str, Any]]:
+    """One hostkit_files entry per item (a product, say): `path` with the item's fields put
+    in (`{name}`), rendered from `template` with the item as `var`; `extra` (owner, mode,
+    tags ...) added to each."""
+    if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
+        raise EntryError("file_per_item expects a list of mappings")
+    out = []
+    for index, item in enumerate(items):
+        try:
+            where = path.format_map(item)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise EntryError(f"item {index}: path {path!r} names a field it lacks: {exc}") from None
+        out.append({"path": where, "template": template, "vars": {var: item}, **extra})
+    return out

@@ -68,3 +68,18 @@ def test_special_tags(tags: list[str], run: list[str], skip: list[str], expected
 def test_bad_entries_are_named(entries: Any, message: str) -> None:
     with pytest.raises(EntryError, match=message):
         select_entries(entries, [], [], "files")
+
+
+def test_file_per_item_puts_the_items_fields_in_the_path() -> None:
+    from plugin_utils.entries import file_per_item
+    products = [{"name": "shop"}, {"name": "blog"}]
+    out = file_per_item(products, "/etc/apache2/sites-enabled/hostkit-{name}.conf",
+                        "vhost.conf.j2", mode="0644")
+    assert out == [
+        {"path": "/etc/apache2/sites-enabled/hostkit-shop.conf", "template": "vhost.conf.j2",
+         "vars": {"item": products[0]}, "mode": "0644"},
+        {"path": "/etc/apache2/sites-enabled/hostkit-blog.conf", "template": "vhost.conf.j2",
+         "vars": {"item": products[1]}, "mode": "0644"}]
+    assert file_per_item([], "/x/{name}", "t.j2") == []
+    with pytest.raises(EntryError, match=r"item 1: path '/x/\{name\}' names a field it lacks"):
+        file_per_item([{"name": "a"}, {"nom": "b"}], "/x/{name}", "t.j2")
