@@ -9,6 +9,7 @@ from ansible.errors import AnsibleFilterError
 from plugin_utils.product_trust import grant_target
 from plugin_utils.products import (
     absent_authorized_keys,
+    missing_accounts,
     product_problems,
     select_products,
     sudo_files,
@@ -51,6 +52,11 @@ def hostkit_absent_authorized_keys(products: Any, **extra: Any) -> list[dict[str
     return absent_authorized_keys(products or [], **extra)
 
 
+def hostkit_missing_accounts(products: Any, users: Any, groups: Any) -> list[str]:
+    """Problems: the products' users, groups and cron users the host lacks."""
+    return missing_accounts(products or [], users or [], groups or [])
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -59,4 +65,5 @@ class FilterModule:
             "hostkit_database_grant": hostkit_database_grant,
             "hostkit_sudo_files": hostkit_sudo_files,
             "hostkit_absent_authorized_keys": hostkit_absent_authorized_keys,
+            "hostkit_missing_accounts": hostkit_missing_accounts,
         }

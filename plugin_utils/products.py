@@ -412,3 +412,25 @@ def absent_authorized_keys(products: Sequence[Mapping[str, Any]], **extra: Any
     return [{"path": f"~{user['name']}/.ssh/authorized_keys", "state": "absent", **extra}
             for _product, user in _extra_users(products)
             if "ssh_keys" in user and not user["ssh_keys"]]
+
+
+def missing_accounts(products: Sequence[Mapping[str, Any]], users: Iterable[str],
+                     groups: Iterable[str]) -> list[str]:
+    """Problems (empty when fine): each product's user and group, and each cron job's user,
+    that is not among the host's `users` and `groups` (getent passwd and group)."""
+    users, groups = set(users), set(groups)
+    problems = []
+    for product in products or []:
+        where = f"product '{product['name']}': "
+        user = product.get("user") or product["name"]
+        group = product.get("group") or product["name"]
+        if user not in users:
+            problems.append(f"{where}field 'user': user '{user}' does not exist on this host")
+        if group not in groups:
+            problems.append(f"{where}field 'group': group '{group}' does not exist on this host")
+        for index, job in enumerate(product.get("cron") or []):
+            cron_user = job.get("user") or user
+            if cron_user not in users:
+                problems.append(f"{where}cron job {job.get('name') or index}: field 'user': "
+                                f"user '{cron_user}' does not exist on this host")
+    return problems

@@ -281,3 +281,21 @@ def test_absent_authorized_keys_only_for_users_given_no_keys() -> None:
     assert absent_authorized_keys(products, tags=["common_users"]) == [
         {"path": "~shop_dev/.ssh/authorized_keys", "state": "absent", "tags": ["common_users"]}]
     assert absent_authorized_keys([]) == []
+
+
+def test_missing_accounts_name_the_product_and_field() -> None:
+    from plugin_utils.products import missing_accounts
+    products = [
+        {"name": "shop", "cron": [{"name": "report", "user": "shop_ops"}, {"user": ""}]},
+        {"name": "blog", "user": "www-blog", "group": "www"},
+    ]
+    users = {"shop": ["1001"], "www-blog": ["1002"]}
+    report = "product 'shop': cron job report: field 'user': user 'shop_ops' does not exist on"
+    assert missing_accounts(products, users, {"shop": [], "www": []}) == [f"{report} this host"]
+    assert missing_accounts(products, {}, {}) == [
+        "product 'shop': field 'user': user 'shop' does not exist on this host",
+        "product 'shop': field 'group': group 'shop' does not exist on this host",
+        f"{report} this host",
+        "product 'shop': cron job 1: field 'user': user 'shop' does not exist on this host",
+        "product 'blog': field 'user': user 'www-blog' does not exist on this host",
+        "product 'blog': field 'group': group 'www' does not exist on this host"]
