@@ -9,8 +9,8 @@ from ansible.errors import AnsibleFilterError
 from plugin_utils.entries import EntryError, file_per_item
 
 
-def hostkit_file_per_item(items: Any, path: str, template: str, var: str = "item",
-                          **extra: Any) -> list[dict[str, Any]]:
+def hostkit_file_per_item(items: Any, path: str, template: str | None = None,
+                          var: str = "item", **extra: Any) -> list[dict[str, Any]]:
     """One file entry per item, its path from the item's fields."""
     try:
         return file_per_item(list(items or []), path, template, var, **extra)

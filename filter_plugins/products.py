@@ -13,6 +13,7 @@ from plugin_utils.products import (
     product_problems,
     select_products,
     sudo_files,
+    with_accounts,
 )
 
 
@@ -57,6 +58,11 @@ def hostkit_missing_accounts(products: Any, users: Any, groups: Any) -> list[str
     return missing_accounts(products or [], users or [], groups or [])
 
 
+def hostkit_with_accounts(products: Any) -> list[dict[str, Any]]:
+    """The products with `user` and `group` filled in (the product's name by default)."""
+    return with_accounts(products or [])
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -66,4 +72,5 @@ class FilterModule:
             "hostkit_sudo_files": hostkit_sudo_files,
             "hostkit_absent_authorized_keys": hostkit_absent_authorized_keys,
             "hostkit_missing_accounts": hostkit_missing_accounts,
+            "hostkit_with_accounts": hostkit_with_accounts,
         }

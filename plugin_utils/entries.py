@@ -72,18 +72,29 @@ def select_entries(entries: Any, run_tags: Iterable[str] | None,
     return out
 
 
-def file_per_item(items: Any, path: str, template: str, var: str = "item",
+# The keywords of file_per_item that take the item's fields, as `path` does.
+FORMATTED = ("owner", "group", "target")
+
+
+def file_per_item(items: Any, path: str, template: str | None = None, var: str = "item",
                   **extra: Any) -> list[dict[str, Any]]:
-    """One hostkit_files entry per item (a product, say): `path` with the item's fields put
-    in (`{name}`), rendered from `template` with the item as `var`; `extra` (owner, mode,
-    tags ...) added to each."""
+    """One hostkit_files entry per item (a product, say): `path` (and `owner`, `group`,
+    `target` among `extra`) with the item's fields put in (`{name}`), rendered from
+    `template` with the item as `var` (no template: a directory, a link, a removal, as
+    `extra` says); every other keyword of `extra` (mode, tags ...) added as it is."""
     if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
         raise EntryError("file_per_item expects a list of mappings")
     out = []
     for index, item in enumerate(items):
-        try:
-            where = path.format_map(item)
-        except (KeyError, IndexError, ValueError) as exc:
-            raise EntryError(f"item {index}: path {path!r} names a field it lacks: {exc}") from None
-        out.append({"path": where, "template": template, "vars": {var: item}, **extra})
+        entry: dict[str, Any] = {}
+        for key, value in {"path": path, **extra}.items():
+            formatted = key == "path" or (key in FORMATTED and isinstance(value, str))
+            try:
+                entry[key] = value.format_map(item) if formatted else value
+            except (KeyError, IndexError, ValueError) as exc:
+                raise EntryError(f"item {index}: {key} {value!r} names a field it lacks: "
+                                 f"{exc}") from None
+        if template:
+            entry.update(template=template, vars={var: item})
+        out.append(entry)
     return out

@@ -434,3 +434,10 @@ def missing_accounts(products: Sequence[Mapping[str, Any]], users: Iterable[str]
                 problems.append(f"{where}cron job {job.get('name') or index}: field 'user': "
                                 f"user '{cron_user}' does not exist on this host")
     return problems
+
+
+def with_accounts(products: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The products, each with its `user` and `group` filled in (the product's name when
+    unset), as the roles run its processes and own its files."""
+    return [{**product, "user": product.get("user") or product["name"],
+             "group": product.get("group") or product["name"]} for product in products or []]

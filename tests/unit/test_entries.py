@@ -83,3 +83,12 @@ def test_file_per_item_puts_the_items_fields_in_the_path() -> None:
     assert file_per_item([], "/x/{name}", "t.j2") == []
     with pytest.raises(EntryError, match=r"item 1: path '/x/\{name\}' names a field it lacks"):
         file_per_item([{"name": "a"}, {"nom": "b"}], "/x/{name}", "t.j2")
+
+
+def test_file_per_item_without_template_and_with_the_items_owner() -> None:
+    from plugin_utils.entries import file_per_item
+    out = file_per_item([{"name": "shop", "user": "shop", "group": "www"}], "/s/{name}",
+                        state="directory", owner="{user}", group="{group}", mode="0700",
+                        validate="check {name}")
+    assert out == [{"path": "/s/shop", "state": "directory", "owner": "shop", "group": "www",
+                    "mode": "0700", "validate": "check {name}"}]

@@ -299,3 +299,12 @@ def test_missing_accounts_name_the_product_and_field() -> None:
         "product 'shop': cron job 1: field 'user': user 'shop' does not exist on this host",
         "product 'blog': field 'user': user 'www-blog' does not exist on this host",
         "product 'blog': field 'group': group 'www' does not exist on this host"]
+
+
+def test_with_accounts_fills_in_user_and_group() -> None:
+    from plugin_utils.products import with_accounts
+    products = [{"name": "shop"}, {"name": "blog", "user": "www-blog", "group": ""}]
+    assert with_accounts(products) == [
+        {"name": "shop", "user": "shop", "group": "shop"},
+        {"name": "blog", "user": "www-blog", "group": "blog"}]
+    assert products[0] == {"name": "shop"}  # copies
