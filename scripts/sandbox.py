@@ -204,18 +204,49 @@ def down_aws() -> None:
     docker("rm", "-f", AWS_CONTAINER, check=False)
 
 
+def _remove_containers(label: str, attempts: int = 30) -> list[str]:
+    """Remove every container with `label`, and wait until the engine no longer lists them
+    (a `docker rm -f` may answer before a container is gone). Their names."""
+    removed: list[str] = []
+    for _ in range(attempts):
+        names = docker("ps", "-a", "--filter", f"label={label}", "--format", "{{.Names}}",
+                       check=False).stdout.split()
+        if not names:
+            return removed
+        removed += [n for n in names if n not in removed]
+        docker("rm", "-f", *names, check=False)
+        time.sleep(0.5)
+    raise SandboxError(f"containers with label {label} are still there after "
+                       f"{attempts} attempts to remove them: {', '.join(names)}")
+
+
+def _remove_network(attempts: int = 30) -> bool:
+    """Remove the sandbox network: False when there is none. A container still attached (a
+    test's leftover, or one the engine is still tearing down) is disconnected first."""
+    result = None
+    for _ in range(attempts):
+        attached = docker("network", "inspect", NETWORK, "-f",
+                          "{{range .Containers}}{{.Name}} {{end}}", check=False)
+        if attached.returncode != 0:
+            return result is not None
+        for name in attached.stdout.split():
+            docker("network", "disconnect", "-f", NETWORK, name, check=False)
+        result = docker("network", "rm", NETWORK, check=False)
+        if result.returncode == 0:
+            return True
+        time.sleep(1.0)
+    detail = result.stderr.strip() if result is not None else ""
+    raise SandboxError(f"docker network rm {NETWORK} failed {attempts} times: {detail}")
+
+
 def down() -> list[str]:
     """Remove the sandbox: its containers (managed hosts, the AWS endpoint), its network and
     its local state (generated credentials). Images and everything else stay."""
     removed = []
     for label in ("io.hostkit.managed=true", SANDBOX_LABEL):
-        names = docker("ps", "-aq", "--filter", f"label={label}", "--format", "{{.Names}}",
-                       check=False).stdout.split()
-        if names:
-            docker("rm", "-f", *names, check=False)
-            removed += [f"container {n}" for n in names]
-    if docker("network", "inspect", NETWORK, check=False).returncode == 0:
-        docker("network", "rm", NETWORK)
+        names = _remove_containers(label)
+        removed += [f"container {n}" for n in names]
+    if _remove_network():
         removed.append(f"network {NETWORK}")
     for state in (ROOT / "credentials" / "sandbox", ROOT / ".state" / "sandbox"):
         if state.exists():
