@@ -3,14 +3,17 @@
 #   - apt packages: docker.io, debootstrap, python3-venv, git (only those missing)
 #   - the docker engine answering (started by systemd when there is one, else in the
 #     background, logging to /var/log/dockerd.log)
-#   - .venv with the pinned requirements and the repository as an editable package
-#     (reinstalled only when requirements.txt or pyproject.toml changes)
+#   - .venv with the pinned requirements (their dependencies at requirements.lock's
+#     versions) and the repository as an editable package (reinstalled only when
+#     requirements.txt, requirements.lock or pyproject.toml changes)
 # Idempotent: with everything in place it only checks, and says so.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 STAMP="$VENV/.requirements.sha256"
+# The installer of the requirements (pinned like them).
+UV_VERSION=0.9.30
 started=$(date +%s%N)
 
 say() { printf 'bootstrap: %s\n' "$*"; }
@@ -63,18 +66,23 @@ else
     say "docker engine answering"
 fi
 
-want=$( (cat "$ROOT/requirements.txt" "$ROOT/pyproject.toml") | sha256sum | cut -d' ' -f1)
+want=$( (cat "$ROOT/requirements.txt" "$ROOT/requirements.lock" "$ROOT/pyproject.toml"
+        echo "uv $UV_VERSION") | sha256sum | cut -d' ' -f1)
 if [ -x "$VENV/bin/python" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$want" ]; then
-    say ".venv up to date with requirements.txt and pyproject.toml"
+    say ".venv up to date with requirements.txt, requirements.lock and pyproject.toml"
 else
-    say "installing Python requirements into .venv (a few minutes the first time)"
+    say "installing Python requirements into .venv"
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/requirements.txt" \
+    # uv installs the pinned requirements: on a 2-core machine pip took 140 s (most of it
+    # unpacking the ansible bundle's tens of thousands of files), uv 13 s with an empty cache.
+    "$VENV/bin/pip" install -q --disable-pip-version-check "uv==$UV_VERSION" \
         2> >(grep -v "^WARNING: Location" >&2)
+    "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" -r "$ROOT/requirements.txt" \
+        -c "$ROOT/requirements.lock"
     # The repository itself, editable: the plugins import plugin_utils/, module_utils/ and
     # image_builders/ from the working tree (pyproject.toml).
-    "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps \
-        --config-settings editable_mode=compat -e "$ROOT"
+    "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" --no-deps \
+        --config-setting editable_mode=compat -e "$ROOT"
     echo "$want" > "$STAMP"
     say ".venv ready"
 fi
