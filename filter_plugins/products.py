@@ -6,6 +6,7 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
+from plugin_utils.accounts import product_accounts
 from plugin_utils.product_trust import grant_target
 from plugin_utils.products import (
     absent_authorized_keys,
@@ -63,6 +64,13 @@ def hostkit_with_accounts(products: Any) -> list[dict[str, Any]]:
     return with_accounts(products or [])
 
 
+def hostkit_product_accounts(products: Any, base_dir: str, nologin_shell: str,
+                             user_shell: str) -> dict[str, list[dict[str, Any]]]:
+    """hostkit_accounts' groups and users: each product's group and system user, then its
+    extra groups and extra users."""
+    return product_accounts(products or [], base_dir, nologin_shell, user_shell)
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -73,4 +81,5 @@ class FilterModule:
             "hostkit_absent_authorized_keys": hostkit_absent_authorized_keys,
             "hostkit_missing_accounts": hostkit_missing_accounts,
             "hostkit_with_accounts": hostkit_with_accounts,
+            "hostkit_product_accounts": hostkit_product_accounts,
         }
