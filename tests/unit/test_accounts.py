@@ -109,14 +109,6 @@ def test_product_accounts_in_the_order_the_modules_need() -> None:
          "create_home": True, "comment": "hostkit product notes"}]
 
 
-def test_the_documentation_matches_the_action_plugins_argument_spec() -> None:
-    from action_plugins.hostkit_accounts import ARGUMENT_SPEC
-    from tests.unit.test_module_docs import REPO_ROOT, compare, merged_options
-
-    compare(merged_options(REPO_ROOT / "library/hostkit_accounts.py"), ARGUMENT_SPEC,
-            "hostkit_accounts")
-
-
 def test_read_tables_parses_getent_output_and_keeps_the_first_row_of_a_name() -> None:
     output = "\n".join([
         "root:x:0:0:root:/root:/bin/bash",
