@@ -25,7 +25,7 @@ from image_builders.catalog import Catalog
 
 RECIPES_DIR = Path(__file__).with_name("recipes")
 FILES_DIR = Path(__file__).with_name("files")
-# The root of every recipe chain: the backend's own base (a debootstrap rootfs for docker,
+# The root of every recipe chain: the backend's own base (an mmdebstrap rootfs for docker,
 # the distribution's AMI for ec2).
 OS_PARENT = "os"
 

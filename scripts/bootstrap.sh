@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bring a Debian 12 machine (as root) to the point where the kit runs:
-#   - apt packages: docker.io, debootstrap, python3-venv, git (only those missing)
+#   - apt packages: docker.io, mmdebstrap, python3-venv, git (only those missing)
 #   - the docker engine answering (started by systemd when there is one, else in the
 #     background, logging to /var/log/dockerd.log)
 #   - .venv with the pinned requirements (their dependencies at requirements.lock's
@@ -24,7 +24,7 @@ die() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 1; }
 need_apt=()
 command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 command -v docker >/dev/null 2>&1 || need_apt+=(docker.io)
-command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
+command -v mmdebstrap >/dev/null 2>&1 || need_apt+=(mmdebstrap)
 command -v git >/dev/null 2>&1 || need_apt+=(git)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ "${#need_apt[@]}" -gt 0 ]; then
@@ -34,7 +34,7 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq "${need_apt[@]}" >/dev/null
 else
-    say "apt packages present (docker.io, debootstrap, git, python3-venv)"
+    say "apt packages present (docker.io, mmdebstrap, git, python3-venv)"
 fi
 
 if docker info >/dev/null 2>&1; then

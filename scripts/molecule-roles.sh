@@ -19,7 +19,7 @@ if [ "${#roles[@]}" -eq 0 ]; then
     exit 0
 fi
 # Role scenarios start from the local Debian 12 images (nothing can be pulled here): the
-# vanilla debootstrap (common, mysql: a host configured from scratch) or the role's baked
+# vanilla mmdebstrap minbase (common, mysql: a host configured from scratch) or the role's baked
 # image (a new server as launched; its package lists removed).
 .venv/bin/python -m image_builders build base web db memcached monitor
 for role in "${roles[@]}"; do

@@ -1,6 +1,6 @@
 """The docker backend: images for the local sandbox and the tests.
 
-The OS parent is a Debian rootfs made by debootstrap and imported into the engine; every
+The OS parent is a Debian minbase rootfs made by mmdebstrap and imported into the engine; every
 role image is built by running its steps in a container of its parent and committing the
 container with systemd as the command and the build's labels. It drives the `docker` CLI,
 the same commands an operator would type (and that the benchmark's floor types by hand).
@@ -26,6 +26,12 @@ REPO = os.environ.get("HOSTKIT_IMAGE_REPO", "hostkit")
 SUITE = "bookworm"
 MIRROR = os.environ.get("HOSTKIT_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 ROOTFS_INCLUDE = ("python3", "systemd", "systemd-sysv", "dbus")
+# mmdebstrap's own hooks: merged-usr (usr-is-merged, as debootstrap's minbase has, instead of
+# usrmerge and the perl it pulls in) and eatmydata (no fsync while unpacking; removed from
+# the rootfs at the end). The same 128 packages as `debootstrap --variant=minbase` in 42 s
+# instead of 76 s here.
+MMDEBSTRAP_HOOKS = "/usr/share/mmdebstrap/hooks"
+ROOTFS_HOOKS = ("merged-usr", "eatmydata")
 SYSTEMD_CHANGES = (
     'CMD ["/lib/systemd/systemd"]',
     "ENV container=docker",
@@ -130,9 +136,10 @@ class DockerBackend:
         self.suite = suite
         self.mirror = mirror
 
-    # --- the OS parent: a debootstrap rootfs ---------------------------------------------
+    # --- the OS parent: a minbase rootfs made by mmdebstrap ------------------------------
     def os_cache_key(self) -> str:
-        material = json.dumps([__version__, self.suite, self.mirror, ROOTFS_INCLUDE, "minbase"])
+        material = json.dumps([__version__, self.suite, self.mirror, ROOTFS_INCLUDE, "minbase",
+                               "mmdebstrap", ROOTFS_HOOKS])
         return hashlib.sha256(material.encode()).hexdigest()
 
     def os_ref(self) -> str:
@@ -144,41 +151,41 @@ class DockerBackend:
         labels = ((data or {}).get("Config") or {}).get("Labels") or {}
         if data is not None and labels.get(f"{LABEL_PREFIX}.cache-key") == key:
             return Parent(ref=ref, image_id=data["Id"])
-        if shutil.which("debootstrap") is None:
-            raise BackendError("debootstrap is not installed (run scripts/bootstrap.sh)")
+        if shutil.which("mmdebstrap") is None or not os.path.isdir(MMDEBSTRAP_HOOKS):
+            raise BackendError("mmdebstrap is not installed (run scripts/bootstrap.sh)")
         t0 = time.time()
         with tempfile.TemporaryDirectory(prefix="hostkit-rootfs-", dir="/var/tmp") as tmp:
-            rootfs = os.path.join(tmp, "rootfs")
+            tarball = os.path.join(tmp, "rootfs.tar")
             proc = subprocess.run(
-                ["debootstrap", "--variant=minbase", f"--include={','.join(ROOTFS_INCLUDE)}",
-                 self.suite, rootfs, self.mirror],
+                ["mmdebstrap", "--quiet", "--variant=minbase",
+                 f"--include={','.join(ROOTFS_INCLUDE)}",
+                 *(f"--hook-dir={MMDEBSTRAP_HOOKS}/{hook}" for hook in ROOTFS_HOOKS),
+                 # Keep the package lists, as debootstrap did: the vanilla image is a host
+                 # configured from scratch, lists included.
+                 "--skip=cleanup/apt/lists",
+                 self.suite, tarball, self.mirror],
                 text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             if proc.returncode != 0:
                 tail = "\n".join(proc.stdout.splitlines()[-15:])
-                raise BackendError(f"debootstrap {self.suite} failed:\n{tail}")
-            log(f"os: debootstrap {self.suite} ({time.time() - t0:.1f}s)")
+                raise BackendError(f"mmdebstrap {self.suite} failed:\n{tail}")
+            log(f"os: mmdebstrap {self.suite} ({time.time() - t0:.1f}s)")
             t1 = time.time()
-            self._import_rootfs(rootfs, ref, key)
+            self._import_rootfs(tarball, ref, key)
             log(f"os: imported as {ref} ({time.time() - t1:.1f}s)")
         data = _inspect(ref)
         assert data is not None
         return Parent(ref=ref, image_id=data["Id"])
 
-    def _import_rootfs(self, rootfs: str, ref: str, key: str) -> None:
+    def _import_rootfs(self, tarball: str, ref: str, key: str) -> None:
         changes = [arg for c in SYSTEMD_CHANGES for arg in ("--change", c)]
         labels = _label_changes({f"{LABEL_PREFIX}.role": "os",
                                  f"{LABEL_PREFIX}.cache-key": key,
                                  f"{LABEL_PREFIX}.suite": self.suite})
-        tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
-        imp = subprocess.Popen(["docker", "import", *changes, *labels, "-", ref],
-                               stdin=tar.stdout, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-        assert tar.stdout is not None
-        tar.stdout.close()  # so tar gets SIGPIPE if the import stops reading
-        _, err = imp.communicate()
-        tar.wait()
-        if imp.returncode != 0 or tar.returncode != 0:
-            raise BackendError(f"docker import of the {self.suite} rootfs failed: {err.strip()}")
+        proc = subprocess.run(["docker", "import", *changes, *labels, tarball, ref],
+                              text=True, capture_output=True)
+        if proc.returncode != 0:
+            raise BackendError(
+                f"docker import of the {self.suite} rootfs failed: {proc.stderr.strip()}")
 
     # --- the Backend protocol -------------------------------------------------------------
     def resolve_parent(self, parent_role: str, log: Callable[[str], None]) -> Parent:
