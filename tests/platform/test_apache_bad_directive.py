@@ -5,7 +5,7 @@ product and the field, and the running site keeps serving.
 A systemd container of the web image (hostkit/web:latest) gets the apache and php roles
 through ansible-playbook over the community.docker.docker connection, with one product
 `demo` whose user and release the playbook's pre_tasks create (the common and product
-roles' job on a real host). First run: the site serves. Second run, with
+roles' job on a real host). First run, once for the module: the site serves. Second run, with
 `apache_directives: ['NoSuchDirective on']`: the play fails naming product 'demo' and
 field 'apache_directives'; the virtual host file is unchanged, Apache was not reloaded
 (mod_status' configuration generation is the same) and the site still serves. The name is
@@ -105,8 +105,13 @@ def web_image() -> str:
 
 
 @pytest.fixture(scope="module")
-def container(web_image: str) -> Iterator[str]:
+def container(web_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The web container with the site converged and serving, once for the module: every
+    test leaves it as it found it (that is what each one checks)."""
     with systemd_container(web_image, "hostkit-test-apache") as name:
+        first = converge(name, tmp_path_factory.mktemp("first"), product())
+        assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
+        assert fetch(name, "/", "demo.test") == (200, "demo served by demo")
         yield name
 
 
@@ -146,10 +151,6 @@ def config_generation(container: str) -> str:
 
 
 def test_bad_directive_stops_before_the_host_changes(container: str, tmp_path: Path) -> None:
-    first = converge(container, tmp_path, product())
-    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
-    assert fetch(container, "/", "demo.test") == (200, "demo served by demo")
-
     vhost_before = hashlib.sha256(in_container(container, f"cat {VHOST}").encode()).hexdigest()
     generation_before = config_generation(container)
 
@@ -169,8 +170,6 @@ def test_refused_directive_stops_before_the_host_changes(container: str, tmp_pat
                                                          line: str) -> None:
     """A directive off the allow-list (no operators' exception) is refused by the product
     check, before any template is rendered on the host."""
-    first = converge(container, tmp_path, product())
-    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
     vhost_before = hashlib.sha256(in_container(container, f"cat {VHOST}").encode()).hexdigest()
     generation_before = config_generation(container)
 

@@ -2,8 +2,7 @@
 endpoint `aws` on network hostkit, a bucket of this run's own):
 
  1. playbooks/db.yml makes a master and its backup replica of database cluster `hello`
-    (product `hello`'s own); the mysql_backup role on the backup replica converges, and a
-    second run changes nothing;
+    (product `hello`'s own); the mysql_backup role on the backup replica converges;
  2. rows are written on the master without pause (one every ~50 ms, each acknowledged row
     recorded with its commit time) while playbooks/backup_now.yml takes a snapshot on the backup
     replica and the master's binary logs stream to S3;
@@ -43,7 +42,6 @@ from typing import Any
 import pytest
 import yaml
 
-from scripts.ci_checks import play_recap as recap
 from scripts.sandbox import ensure_aws, ensure_bucket, ensure_network, s3_client
 from tests.support import SYSTEMD_RUN_FLAGS, docker, wait_for_systemd
 
@@ -222,15 +220,14 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         remove_bucket(bucket)
 
 
-def test_cluster_and_backup_role_converge_then_nothing_changes(sandbox: Sandbox) -> None:
+def test_cluster_and_backup_role_converge(sandbox: Sandbox) -> None:
+    """The cluster, then the backup role, converge. (A second run of the role changing
+    nothing is Molecule's idempotence step for mysql_backup, and the sandbox's re-run covers
+    the role on its backup replica: running it twice here checked that a third time.)"""
     db = sandbox.playbook("playbooks/db.yml", step="db_converge")
     assert db.returncode == 0, db.stdout[-6000:] + db.stderr[-2000:]
     first = sandbox.playbook(str(sandbox.work / "backup-role.yml"), step="backup_role_first")
     assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-2000:]
-    again = sandbox.playbook(str(sandbox.work / "backup-role.yml"), step="backup_role_again")
-    assert again.returncode == 0, again.stdout[-6000:]
-    changed = {h: c["changed"] for h, c in recap(again.stdout).items() if c["changed"]}
-    assert changed == {}, f"second run changed something: {changed}\n{again.stdout[-6000:]}"
     for unit in ("hostkit-mysql-backup.timer", "hostkit-mysql-binlog-stream.service",
                  "hostkit-mysql-binlog-ship.service"):
         active = sh("docker", "exec", sandbox.backup, "systemctl", "is-active", unit,

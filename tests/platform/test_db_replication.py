@@ -3,7 +3,7 @@ systemd) labelled master, candidate, slave_candidate and backup of product `hell
 web server in the web tier's network (the only network the application account admits).
 
 In order (one cluster for the whole module):
- 1. the first converge succeeds and the second changes nothing;
+ 1. the first converge succeeds (a second one changing nothing is checked on the sandbox);
  2. the topology: candidate and backup replicate from the master, the slave candidate from
     the candidate, all with GTID (slave_pos), threads running;
  3. read_only=1 in every server's file; at run time the master is writable, the replicas not;
@@ -196,15 +196,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             docker("rm", "-f", container, check=False)
 
 
-def test_converge_then_nothing_changes(cluster: Cluster) -> None:
+def test_first_converge(cluster: Cluster) -> None:
+    """The first converge of a new cluster succeeds. (That a second run changes nothing is
+    checked on the sandbox, which runs the same playbooks/db.yml on the same four positions:
+    CI's second `make up`, or tests/platform/test_launch.py's re-run when that did not run;
+    converging this cluster twice cost 70-80 s of every CI run and checked it again.)"""
     first = cluster.playbook(step="converge_first")
     assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-2000:]
-    second = cluster.playbook(step="converge_again")
-    assert second.returncode == 0, second.stdout[-6000:]
-    changed = {h: c["changed"] for h, c in recap(second.stdout).items() if c["changed"]}
-    assert changed == {}, f"second run changed something: {changed}\n{second.stdout[-6000:]}"
-    print(f"\nconverge seconds: first {cluster.timings['converge_first']}, "
-          f"idempotent {cluster.timings['converge_again']}")
+    print(f"\nfirst converge: {cluster.timings['converge_first']} s")
 
 
 def test_topology_and_gtid(cluster: Cluster) -> None:
