@@ -47,7 +47,11 @@ roles: bootstrap
 platform: bootstrap
 	scripts/platform-tests.sh
 
-test: lint unit roles platform
+# lint and unit at once (scripts/parallel.sh says why), then roles, then platform.
+test: bootstrap
+	scripts/parallel.sh lint scripts/lint.sh unit "$(PY) -m pytest -q -n auto tests/unit"
+	scripts/molecule-roles.sh
+	scripts/platform-tests.sh
 	@echo "make test: every tier passed"
 
 bench: bootstrap
